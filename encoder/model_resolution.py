@@ -1,0 +1,58 @@
+"""Which model to load when none is named, without ever touching the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRODUCTION_MODEL_ID = "sewoong/korean-neural-sparse-encoder-v1"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ksearch-ko-sparse"
+MODEL_ENV_VAR = "KSEARCH_MODEL"
+
+# Max sequence lengths that the models' own configs do not state (the card fixes 64).
+KNOWN_MAX_LENGTHS = {PRODUCTION_MODEL_ID: 64}
+
+
+class ModelNotFoundError(RuntimeError):
+    """No usable model: the message says how to get one."""
+
+
+def cached_hub_snapshot(model_id: str) -> Path | None:
+    """The local Hugging Face cache folder of `model_id`, or None if it was never downloaded."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
+def resolve_model(name_or_path: str | os.PathLike | None) -> tuple[str, Path | str]:
+    """Return (model_id, what to load): an explicit name, $KSEARCH_MODEL, the cached
+    production model, or the shipped offline model, in that order."""
+    if name_or_path is None:
+        name_or_path = os.environ.get(MODEL_ENV_VAR) or None
+    if name_or_path is not None:
+        path = Path(name_or_path).expanduser()
+        if path.is_dir():
+            return str(name_or_path), path.resolve()
+        snapshot = cached_hub_snapshot(str(name_or_path))
+        if snapshot is None:
+            raise ModelNotFoundError(
+                f"model {str(name_or_path)!r} is neither a local folder nor in the Hugging Face cache. "
+                f"Download it once with `ksearch model pull {name_or_path}` (needs network) "
+                f"or point KSEARCH_MODEL at a local model folder."
+            )
+        return str(name_or_path), snapshot
+    snapshot = cached_hub_snapshot(PRODUCTION_MODEL_ID)
+    if snapshot is not None:
+        return PRODUCTION_MODEL_ID, snapshot
+    if (SHIPPED_MODEL_DIR / "config.json").is_file():
+        return f"ksearch/{SHIPPED_MODEL_DIR.name}", SHIPPED_MODEL_DIR
+    raise ModelNotFoundError(
+        "no sparse encoder model is available offline: the production model "
+        f"{PRODUCTION_MODEL_ID!r} is not in the Hugging Face cache and the project's own model "
+        f"is missing at {SHIPPED_MODEL_DIR}. Set KSEARCH_MODEL to a local masked-LM folder, "
+        f"pass --model PATH, or run `ksearch model pull {PRODUCTION_MODEL_ID}` with network."
+    )

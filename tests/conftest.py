@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny models built in the session, never downloaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tiny_models import build_tiny_model
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that reaches for the hub fails instead of hanging
+
+pytest_plugins = [p for p in ["opensearch_fixture"] if (Path(__file__).parent / f"{p}.py").exists()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """One tiny random masked-LM folder per architecture."""
+    root = tmp_path_factory.mktemp("models")
+    return {arch: build_tiny_model(arch, root / arch) for arch in ("bert", "modernbert", "roberta")}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_model_dirs) -> Path:
+    return tiny_model_dirs["bert"]
