@@ -1,0 +1,35 @@
+"""Settings from the environment (KSEARCH_*) and an optional .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may change; defaults run the embedded demo offline."""
+
+    model_config = SettingsConfigDict(env_prefix="KSEARCH_", env_file=".env", extra="ignore")
+
+    home: Path = Path(".ksearch")  # data directory of the embedded indexes
+    model: str | None = None  # model id or folder; None -> production model if cached, else the shipped one
+    index: str = "sample"
+    document_pruning: str | None = None  # e.g. "max_ratio:0.05"; None -> the model folder's default
+    query_pruning: str | None = None
+    batch_size: int = 32
+
+    opensearch_url: str = "http://127.0.0.1:9200"
+    opensearch_user: str | None = None
+    opensearch_password: SecretStr | None = None
+    opensearch_verify_certs: bool = True
+    opensearch_ca_file: Path | None = None
+    opensearch_timeout: float = 30.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
