@@ -1,0 +1,64 @@
+"""`ksearch opensearch ...`: run a local single-node OpenSearch without Docker."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from ksearch.opensearch_node import OPENSEARCH_VERSION, LocalOpenSearch, OpenSearchNodeError
+
+opensearch_app = typer.Typer(
+    name="opensearch",
+    help=f"A local single-node OpenSearch {OPENSEARCH_VERSION} (downloaded from Maven Central, no Docker).",
+    no_args_is_help=True,
+)
+
+_err = Console(stderr=True)
+
+
+def _fail(e: Exception) -> None:
+    _err.print(f"[red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@opensearch_app.command()
+def start(
+    port: int | None = typer.Option(None, "--port", "-p", help="HTTP port on 127.0.0.1 (default: a free one)."),
+    timeout: float = typer.Option(180.0, help="Seconds to wait for the node to become ready."),
+) -> None:
+    """Download/assemble if needed, start the node in the background and print its URL."""
+    try:
+        url = LocalOpenSearch().start(port=port, timeout=timeout)
+    except OpenSearchNodeError as e:
+        _fail(e)
+    typer.echo(url)
+
+
+@opensearch_app.command()
+def stop() -> None:
+    """Stop the node started by `ksearch opensearch start`."""
+    try:
+        stopped = LocalOpenSearch().stop()
+    except OpenSearchNodeError as e:
+        _fail(e)
+    typer.echo("stopped" if stopped else "not running")
+
+
+@opensearch_app.command()
+def status() -> None:
+    """Print the node's URL, or say it is not running (exit code 1)."""
+    url = LocalOpenSearch().status()
+    if url is None:
+        typer.echo("not running")
+        raise typer.Exit(1)
+    typer.echo(url)
+
+
+@opensearch_app.command()
+def install() -> None:
+    """Only download and assemble the node (e.g. to warm the cache); print its home."""
+    try:
+        home = LocalOpenSearch().ensure_installed()
+    except OpenSearchNodeError as e:
+        _fail(e)
+    typer.echo(str(home))
