@@ -112,12 +112,9 @@ def bench_encode(
     console.print(f"wrote {out}")
 
 
-try:  # the OpenSearch node manager is optional at import time (it needs nothing but is large)
-    from ksearch.opensearch_cli import opensearch_app
+from ksearch.opensearch_cli import opensearch_app  # noqa: E402
 
-    app.add_typer(opensearch_app, name="opensearch")
-except ImportError:  # pragma: no cover
-    pass
+app.add_typer(opensearch_app, name="opensearch")
 
 
 if __name__ == "__main__":
