@@ -112,6 +112,197 @@ def bench_encode(
     console.print(f"wrote {out}")
 
 
+# ---------------------------------------------------------------------- ingest, search, eval
+IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: $KSEARCH_INDEX, 'sample').")]
+BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: embedded (a folder under $KSEARCH_HOME).")]
+
+
+def _index_name(index: str | None) -> str:
+    from ksearch.settings import get_settings
+
+    return index or get_settings().index
+
+
+def _open_searcher(index: str | None, backend: str, model: str | None):
+    """Open an index and an encoder sharing its vocabulary (default model: the index's own when loadable)."""
+    from encoder import ModelNotFoundError, SparseEncoder
+    from ksearch.settings import get_settings
+    from retrieval.backends import open_index
+    from retrieval.errors import IndexNotFoundError, RetrievalError
+    from retrieval.searcher import Searcher
+
+    name = _index_name(index)
+    settings = get_settings()
+    try:
+        store = open_index(name, backend=backend)
+    except IndexNotFoundError:
+        _fail(f"index {name!r} does not exist under {settings.home}: build it first with "
+              f"`ksearch ingest PATH --index {name}` (e.g. `ksearch ingest sample_data/corpus.jsonl`)")
+    except (RetrievalError, ValueError) as exc:
+        _fail(str(exc))
+    if model is None and settings.model is None:
+        try:  # the model the index was built with, when it is a local folder or cached
+            enc = SparseEncoder.load(store.meta.model_id, query_pruning=settings.query_pruning,
+                                     document_pruning=settings.document_pruning, batch_size=settings.batch_size)
+        except (ModelNotFoundError, OSError, ValueError):
+            enc = _load_encoder(None)
+    else:
+        enc = _load_encoder(model)
+    try:
+        return Searcher(enc, store)
+    except RetrievalError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file, or a folder of .txt files (one document each).")],
+    backend: BackendOption = "embedded",
+    index: IndexOption = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="csv|jsonl|parquet|txt (default: from the extension).")] = None,
+    id_col: Annotated[str, typer.Option("--id-col", help="Column of document ids.")] = "id",
+    text_col: Annotated[str, typer.Option("--text-col", help="Column of document texts.")] = "text",
+    title_col: Annotated[str, typer.Option("--title-col", help="Column of titles (optional).")] = "title",
+    domain_col: Annotated[str, typer.Option("--domain-col", help="Column of domains (legal|medical).")] = "domain",
+    domain: Annotated[Optional[str], typer.Option("--domain", help="Domain of rows without a domain column/value.")] = None,
+    model: ModelOption = None,
+    write_batch: Annotated[int, typer.Option("--write-batch", min=1, envvar="KSEARCH_WRITE_BATCH",
+                                             help="Passages per durable write.")] = 256,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Split, encode and store documents; re-running skips what is stored and replaces what changed."""
+    from ingest import ColumnMapping, InputFileError, ingest_path
+    from retrieval.backends import open_or_create_index
+    from retrieval.errors import RetrievalError
+    from retrieval.index_meta import IndexMeta
+
+    from ingest.readers import infer_format
+
+    if not path.exists():
+        _fail(f"{path}: no such file or folder")
+    try:
+        infer_format(path, fmt)
+    except InputFileError as exc:
+        _fail(str(exc))
+    enc = _load_encoder(model)
+    name = _index_name(index)
+    columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
+    try:
+        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend)
+    except (RetrievalError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        report = ingest_path(path, store, enc, fmt=fmt, columns=columns, write_batch=write_batch, progress=not quiet)
+    except (InputFileError, RetrievalError) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    err = Console(stderr=True, width=console.width)
+    for problem in report.problems[:50]:
+        err.print(f"skipped {problem}", highlight=False, markup=False)
+    if len(report.problems) > 50:
+        err.print(f"... and {len(report.problems) - 50} more bad rows", highlight=False)
+    console.print(
+        f"index {name!r}: read {report.documents_read} documents -> {report.passages} passages; "
+        f"written {report.written}, skipped (unchanged) {report.skipped_unchanged}, "
+        f"removed stale {report.deleted_stale}, failed {report.failed}"
+        + (f", duplicates ignored {report.duplicates_ignored}" if report.duplicates_ignored else "")
+        + (f" ({report.passages_per_second:.1f} passages/s)" if report.written else ""),
+        highlight=False, markup=False,
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Korean query text.")],
+    backend: BackendOption = "embedded",
+    index: IndexOption = None,
+    mode: Annotated[str, typer.Option("--mode", help="sparse | bm25 | hybrid")] = "sparse",
+    domain: Annotated[Optional[str], typer.Option("--domain", help="Only this domain (legal | medical).")] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    passages: Annotated[bool, typer.Option("--passages", help="Rank passages instead of documents.")] = False,
+    model: ModelOption = None,
+) -> None:
+    """Search an index: documents ranked by their best passage, with matched and expansion tokens."""
+    from rich.markup import escape
+
+    if mode not in ("sparse", "bm25", "hybrid"):
+        _fail(f"--mode must be sparse, bm25 or hybrid, not {mode!r}")
+    searcher = _open_searcher(index, backend, model)
+    result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    tokens = ", ".join(f"{t} {w:.2f}" for t, w in list(result.query_tokens.items())[:15])
+    console.print(f"[bold]{escape(query)}[/bold]  ({mode}, {len(result.hits)} hits, {result.took_ms:.0f} ms)\n"
+                  f"query tokens: {escape(tokens)}", highlight=False)
+    for rank, item in enumerate(result.hits, start=1):
+        h = item.hit
+        console.print(f"\n[bold]{rank}. {escape(h.title or h.doc_id)}[/bold]  [dim]{escape(h.id)} {escape(h.domain)}[/dim]"
+                      f"  score {h.score:.4f}", highlight=False)
+        console.print(escape(h.text if len(h.text) <= 300 else h.text[:300] + "…"), highlight=False)
+        matched = ", ".join(f"{t} {w:.2f}" for t, w in list(item.matched_tokens.items())[:10]) or "-"
+        expansion = ", ".join(f"{t} {w:.2f}" for t, w in item.expansion_tokens.items()) or "-"
+        console.print(f"[green]matched:[/green] {escape(matched)}\n[cyan]expansion:[/cyan] {escape(expansion)}", highlight=False)
+
+
+@app.command("eval")
+def evaluate(
+    queries: Annotated[Path, typer.Option("--queries", help="JSONL with id and text (and style).")] = Path("sample_data/queries.jsonl"),
+    qrels: Annotated[Path, typer.Option("--qrels", help="TREC qrels: QID 0 DOCID REL.")] = Path("sample_data/qrels.tsv"),
+    splits: Annotated[Optional[Path], typer.Option("--splits", help="JSON {split: [query ids]}; ignored when missing.")] = Path("sample_data/splits.json"),
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate; 'all' for every query.")] = "test",
+    backend: BackendOption = "embedded",
+    index: IndexOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"sparse": {...}, "bm25": {...}, "hybrid": {...}}.')] = False,
+    run_out: Annotated[Optional[Path], typer.Option("--run-out", help="Write DIR/<mode>.run TREC run files (top 100).")] = None,
+    by_style: Annotated[bool, typer.Option("--by-style", help="Also break metrics down by query style.")] = False,
+    model: ModelOption = None,
+) -> None:
+    """nDCG@10, MRR@10, Recall@10/100 of sparse, BM25 and hybrid on the same judged queries (ranx)."""
+    from retrieval.evaluation import METRICS, evaluate_modes, read_qrels, read_queries, read_split, write_trec_runs
+
+    for label, path in (("--queries", queries), ("--qrels", qrels)):
+        if not path.is_file():
+            _fail(f"{label} {path}: no such file")
+    used_split = None
+    try:
+        judged = read_queries(queries)
+        relevance = read_qrels(qrels)
+        if split != "all" and splits is not None and splits.is_file():
+            wanted = read_split(splits, split)
+            judged, used_split = [q for q in judged if q.id in wanted], split
+    except ValueError as exc:
+        _fail(str(exc))
+    searcher = _open_searcher(index, backend, model)
+    try:
+        result = evaluate_modes(searcher, judged, relevance, by_style=by_style)
+    except ValueError as exc:
+        _fail(str(exc))
+    result.meta.update({"index": _index_name(index), "split": used_split})
+    if run_out is not None:
+        write_trec_runs(result.runs, run_out)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{result.meta['queries']} queries ({used_split or 'all'}), index {result.meta['index']!r}, "
+                        f"model {result.meta['model']}")
+    table.add_column("mode")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+    for mode, values in result.metrics.items():
+        table.add_row(mode, *(f"{values[m]:.4f}" for m in METRICS))
+    console.print(table)
+    for mode, styles in result.by_style.items():
+        for style, values in styles.items():
+            console.print(f"  {mode:7s} {style:12s} " + "  ".join(f"{m} {values[m]:.4f}" for m in METRICS), highlight=False)
+    console.print(f"average non-zero weights: query {result.meta['avg_query_nonzero_weights']:.1f}, "
+                  f"passage {result.meta['avg_passage_nonzero_weights']:.1f}", highlight=False)
+    if run_out is not None:
+        console.print(f"wrote {run_out}/{{sparse,bm25,hybrid}}.run", highlight=False)
+
+
 from ksearch.opensearch_cli import opensearch_app  # noqa: E402
 
 app.add_typer(opensearch_app, name="opensearch")

@@ -1,0 +1,130 @@
+"""The ingest worker: read a corpus, split it into passages, encode the new ones, write them in batches.
+
+Resumable and idempotent: every passage carries a content hash (text + metadata + model, see
+`retrieval.passage.content_hash`); passages whose stored hash matches are skipped, the rest are
+encoded and written `write_batch` at a time (each write is durable on its own), and stored chunks
+a changed document no longer has are deleted. Running the same command again after a crash
+therefore finishes the job without duplicating anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ingest.chunking import PassageSplitter
+from ingest.problems import RowProblem
+from ingest.readers import ColumnMapping, SourceDocument, read_documents
+from retrieval.backends.base import SearchBackend
+from retrieval.passage import Passage, content_hash, doc_id_of, passage_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WRITE_BATCH = 256  # passages per durable write (one segment of the embedded index)
+
+
+@dataclass
+class IngestReport:
+    """The summary of one ingest run."""
+
+    documents_read: int = 0
+    passages: int = 0
+    written: int = 0
+    skipped_unchanged: int = 0
+    deleted_stale: int = 0
+    duplicates_ignored: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    encode_seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Bad rows skipped."""
+        return len(self.problems)
+
+    @property
+    def passages_per_second(self) -> float:
+        """Encoding + writing throughput of this run."""
+        return self.written / self.encode_seconds if self.encode_seconds else 0.0
+
+
+def model_fingerprint(encoder) -> str:
+    """What of the encoder makes a stored vector reusable: model, vocabulary, document pruning."""
+    return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}"
+
+
+def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> list[SourceDocument]:
+    """Valid documents of `path`; bad rows and conflicting duplicate ids go to the report."""
+    seen: dict[str, SourceDocument] = {}
+    for item in read_documents(path, fmt, cols):
+        if isinstance(item, RowProblem):
+            report.problems.append(item)
+            continue
+        first = seen.get(item.doc_id)
+        if first is None:
+            seen[item.doc_id] = item
+        elif (first.text, first.title, first.domain, first.extra) == (item.text, item.title, item.domain, item.extra):
+            report.duplicates_ignored += 1
+        else:
+            where = f"line {first.line}" if first.line is not None else first.file
+            report.problems.append(RowProblem(item.file, item.line, f"duplicate id {item.doc_id!r} with different "
+                                              f"content (first seen at {where}); kept the first"))
+    report.documents_read = len(seen)
+    return list(seen.values())
+
+
+def split_documents(documents: list[SourceDocument], splitter: PassageSplitter, fingerprint: str) -> list[Passage]:
+    """Every document's passages (`DOCID#N`), with metadata and content hash."""
+    passages = []
+    for doc in documents:
+        for number, text in enumerate(splitter.split(doc.text)):
+            p = Passage(id=passage_id(doc.doc_id, number), doc_id=doc.doc_id, text=text, title=doc.title,
+                        domain=doc.domain, extra=dict(doc.extra))
+            passages.append(Passage(**{**p.__dict__, "content_hash": content_hash(p, fingerprint)}))
+    return passages
+
+
+def ingest_path(
+    path: Path,
+    backend: SearchBackend,
+    encoder,
+    *,
+    fmt: str | None = None,
+    columns: ColumnMapping = ColumnMapping(),
+    write_batch: int = DEFAULT_WRITE_BATCH,
+    progress: bool = True,
+    on_batch_written: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingest `path` into `backend` with `encoder`; see the module docstring."""
+    backend.check_encoder(encoder.model_id, encoder.vocab_hash)
+    report = IngestReport()
+    documents = collect_documents(Path(path), fmt, columns, report)
+    passages = split_documents(documents, PassageSplitter(encoder), model_fingerprint(encoder))
+    report.passages = len(passages)
+
+    stored = backend.content_hashes()
+    new_ids = {p.id for p in passages}
+    doc_ids = {d.doc_id for d in documents}
+    stale = [pid for pid in stored if pid not in new_ids and doc_id_of(pid) in doc_ids]
+    report.deleted_stale = backend.delete(stale) if stale else 0
+    todo = [p for p in passages if stored.get(p.id) != p.content_hash]
+    report.skipped_unchanged = len(passages) - len(todo)
+
+    start = time.perf_counter()
+    with tqdm(total=len(todo), unit="passage", desc="encoding", disable=not progress or not todo, smoothing=0.1) as bar:
+        for begin in range(0, len(todo), write_batch):
+            batch = todo[begin : begin + write_batch]
+            vectors = encoder.encode_documents([p.text for p in batch])
+            backend.add(batch, vectors)
+            report.written += len(batch)
+            bar.update(len(batch))
+            if on_batch_written is not None:
+                on_batch_written(report.written)
+    report.encode_seconds = time.perf_counter() - start
+    backend.finish_writes()
+    return report
+

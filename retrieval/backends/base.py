@@ -1,0 +1,98 @@
+"""`SearchBackend`: what every backend (embedded index, OpenSearch) offers.
+
+Nothing here assumes in-process arrays: queries go in as prepared token weights or text, and
+hits, vectors and contributions come out as plain Python values.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from retrieval.hits import Hit, TokenContribution
+from retrieval.index_meta import IndexMeta
+from retrieval.passage import Passage
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrictions on what a search may return."""
+
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """Sizes of an index."""
+
+    passages: int
+    documents: int
+    avg_nonzero_weights: float  # mean number of non-zero weights per passage vector
+
+
+class SearchBackend(ABC):
+    """Store passages with their sparse vectors; rank them by sparse dot product or BM25."""
+
+    meta: IndexMeta
+
+    # ---------------------------------------------------------------- writing
+    @abstractmethod
+    def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
+        """Store passages (idempotent by id: a stored id is replaced) as one durable write."""
+
+    @abstractmethod
+    def delete(self, passage_ids: Iterable[str]) -> int:
+        """Remove passages by id; return how many were stored."""
+
+    @abstractmethod
+    def finish_writes(self) -> None:
+        """Bring derived structures (the BM25 index) up to date after a batch of writes."""
+
+    # ---------------------------------------------------------------- reading
+    @abstractmethod
+    def count(self) -> int:
+        """Number of stored passages."""
+
+    @abstractmethod
+    def content_hashes(self) -> dict[str, str]:
+        """Stored passage id -> content hash (what an ingest compares to resume)."""
+
+    @abstractmethod
+    def get_passages(self, passage_ids: Sequence[str]) -> list[Passage]:
+        """The stored passages with these ids (missing ids are left out)."""
+
+    @abstractmethod
+    def get_vectors(self, passage_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """The stored sparse vectors of these passages."""
+
+    @abstractmethod
+    def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
+               per_document: bool = True) -> list[Hit]:
+        """Top-k by sparse dot product; `per_document` keeps each document's best passage only."""
+
+    @abstractmethod
+    def search_bm25(self, text: str, k: int = 10, *, filters: SearchFilters | None = None,
+                    per_document: bool = True) -> list[Hit]:
+        """Top-k by BM25 over Korean morphemes; passages with no matching term are not returned."""
+
+    @abstractmethod
+    def explain(self, query_tokens: Mapping[str, float], passage_id: str) -> dict[str, TokenContribution]:
+        """Per-token contributions (query weight x document weight) to a passage's sparse score."""
+
+    @abstractmethod
+    def stats(self) -> IndexStats:
+        """Passage and document counts and the mean non-zero weights per passage."""
+
+    def check_encoder(self, model_id: str, vocab_hash: str) -> None:
+        """Refuse an encoder whose vocabulary differs from the index's (`VocabularyMismatchError`)."""
+        self.meta.check_encoder(model_id, vocab_hash)
+
+    def close(self) -> None:
+        """Release locks and connections."""
+
+    def __enter__(self) -> "SearchBackend":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+"""The query module: one prepared sparse query vector, and the OpenSearch request bodies built from it.
+
+Both backends consume the same `prepare_query_tokens` output, so the embedded index and OpenSearch
+rank with exactly the same query weights. OpenSearch's limits are applied here:
+
+* weights must be in (0, 64]: non-finite and non-positive weights are dropped, larger ones clipped to 64
+  (`rank_feature`'s boost and `neural_sparse`'s `query_tokens` both reject others);
+* at most 1024 tokens (the default `indices.query.bool.max_clause_count` of `rank_feature` bools): the
+  heaviest are kept;
+* a token is addressed as `FIELD.TOKEN` in a `rank_feature` query and OpenSearch splits the path at the
+  last '.', so every token must be an OpenSearch-safe feature name (`encoder.token_to_feature`); an unsafe
+  one is refused with `ValueError`, never silently sent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from encoder import is_safe_feature_name
+
+MAX_QUERY_WEIGHT = 64.0
+MAX_QUERY_TOKENS = 1024
+SPARSE_FIELD = "sparse"  # rank_features field holding passage vectors
+TEXT_FIELD = "text"  # analysed text field for BM25
+DOMAIN_FIELD = "domain"  # keyword field for the domain filter
+HYBRID_SPARSE_WEIGHT = 0.5  # see retrieval.hybrid: fused = w * minmax(sparse) + (1 - w) * minmax(bm25)
+
+
+def prepare_query_tokens(vector: Mapping[str, float], *, max_tokens: int = MAX_QUERY_TOKENS,
+                         max_weight: float = MAX_QUERY_WEIGHT) -> dict[str, float]:
+    """Drop non-finite/non-positive weights, clip to `max_weight`, keep the `max_tokens` heaviest (sorted)."""
+    for name in vector:
+        if not is_safe_feature_name(name):
+            raise ValueError(f"query token {name!r} is not an OpenSearch-safe feature name "
+                             f"(encode it with encoder.token_to_feature)")
+    kept = [(n, min(float(w), max_weight)) for n, w in vector.items() if math.isfinite(float(w)) and float(w) > 0]
+    kept.sort(key=lambda kv: (-kv[1], kv[0]))
+    return dict(kept[:max_tokens])
+
+
+def _with_domain(query: dict[str, Any], domain: str | None, domain_field: str) -> dict[str, Any]:
+    if domain is None:
+        return query
+    return {"bool": {"must": [query], "filter": [{"term": {domain_field: domain}}]}}
+
+
+def neural_sparse_query(tokens: Mapping[str, float], *, field: str = SPARSE_FIELD, domain: str | None = None,
+                        domain_field: str = DOMAIN_FIELD) -> dict[str, Any]:
+    """The `neural_sparse` query clause with raw `query_tokens` (no model on the cluster)."""
+    prepared = prepare_query_tokens(tokens)
+    return _with_domain({"neural_sparse": {field: {"query_tokens": prepared}}}, domain, domain_field)
+
+
+def rank_feature_query(tokens: Mapping[str, float], *, field: str = SPARSE_FIELD, domain: str | None = None,
+                       domain_field: str = DOMAIN_FIELD) -> dict[str, Any]:
+    """A `bool` of `should` `rank_feature` clauses, one per token, linear, boosted by the query weight."""
+    prepared = prepare_query_tokens(tokens)
+    for name in prepared:  # prepare_query_tokens already refused unsafe names; '.' would break the path
+        assert "." not in name, name
+    should = [{"rank_feature": {"field": f"{field}.{name}", "linear": {}, "boost": weight}} for name, weight in prepared.items()]
+    query: dict[str, Any] = {"bool": {"should": should, "minimum_should_match": 1 if should else 0}}
+    if domain is not None:
+        query["bool"]["filter"] = [{"term": {domain_field: domain}}]
+    return query
+
+
+def bm25_query(text: str, *, field: str = TEXT_FIELD, domain: str | None = None,
+               domain_field: str = DOMAIN_FIELD) -> dict[str, Any]:
+    """A `match` query on the analysed text field."""
+    return _with_domain({"match": {field: {"query": text}}}, domain, domain_field)
+
+
+def search_body(query: dict[str, Any], *, size: int = 10, source_excludes: tuple[str, ...] = (SPARSE_FIELD,)) -> dict[str, Any]:
+    """Wrap a query clause into a `_search` request body."""
+    return {"size": size, "query": query, "_source": {"excludes": list(source_excludes)}}
+
+
+def neural_sparse_body(tokens: Mapping[str, float], *, size: int = 10, domain: str | None = None,
+                       field: str = SPARSE_FIELD) -> dict[str, Any]:
+    """`{"query": {"neural_sparse": {FIELD: {"query_tokens": {...}}}}}` (+ domain filter)."""
+    return search_body(neural_sparse_query(tokens, field=field, domain=domain), size=size)
+
+
+def rank_feature_body(tokens: Mapping[str, float], *, size: int = 10, domain: str | None = None,
+                      field: str = SPARSE_FIELD) -> dict[str, Any]:
+    """The `rank_feature` form of the sparse query (works without the neural-search plugin)."""
+    return search_body(rank_feature_query(tokens, field=field, domain=domain), size=size)
+
+
+def bm25_body(text: str, *, size: int = 10, domain: str | None = None, field: str = TEXT_FIELD) -> dict[str, Any]:
+    """BM25 `match` request body (+ domain filter)."""
+    return search_body(bm25_query(text, field=field, domain=domain), size=size)
+
+
+def hybrid_body(tokens: Mapping[str, float], text: str, *, size: int = 10, domain: str | None = None,
+                sparse_field: str = SPARSE_FIELD, text_field: str = TEXT_FIELD) -> dict[str, Any]:
+    """An OpenSearch `hybrid` query (sparse, BM25); pair it with `hybrid_pipeline_body`."""
+    queries = [neural_sparse_query(tokens, field=sparse_field, domain=domain),
+               bm25_query(text, field=text_field, domain=domain)]
+    return search_body({"hybrid": {"queries": queries}}, size=size)
+
+
+def hybrid_pipeline_body(sparse_weight: float = HYBRID_SPARSE_WEIGHT) -> dict[str, Any]:
+    """Search pipeline doing what `retrieval.hybrid.fuse` does: min-max, then a weighted arithmetic mean."""
+    return {
+        "description": "ksearch hybrid: min-max normalised weighted sum of sparse and BM25",
+        "phase_results_processors": [{"normalization-processor": {
+            "normalization": {"technique": "min_max"},
+            "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [sparse_weight, 1 - sparse_weight]}},
+        }}],
+    }

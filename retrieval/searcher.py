@@ -1,0 +1,118 @@
+"""`Searcher`: text -> encoder -> prepared query -> backend -> ranked, explained hits (sparse, BM25, hybrid)."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from retrieval.backends.base import SearchBackend, SearchFilters
+from retrieval.hits import Hit
+from retrieval.hybrid import HYBRID_CANDIDATES, fuse
+from retrieval.query import prepare_query_tokens
+
+EXPANSION_TOKENS_SHOWN = 15
+
+
+class SearchMode(str, Enum):
+    """How hits are ranked."""
+
+    SPARSE = "sparse"
+    BM25 = "bm25"
+    HYBRID = "hybrid"
+
+
+@dataclass
+class ExplainedHit:
+    """A hit with the tokens that explain it (display tokens as keys)."""
+
+    hit: Hit
+    matched_tokens: dict[str, float] = field(default_factory=dict)  # query weight x passage weight
+    expansion_tokens: dict[str, float] = field(default_factory=dict)  # weighted tokens absent from the passage text
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` form of one hit."""
+        h = self.hit
+        return {"id": h.id, "doc_id": h.doc_id, "title": h.title, "domain": h.domain, "score": round(h.score, 6),
+                "text": h.text, "matched_tokens": self.matched_tokens, "expansion_tokens": self.expansion_tokens}
+
+
+@dataclass
+class SearchResult:
+    """What `ksearch search` prints."""
+
+    query_tokens: dict[str, float]  # display token -> weight
+    took_ms: float
+    hits: list[ExplainedHit]
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"query_tokens", "took_ms", "hits"}`."""
+        return {"query_tokens": self.query_tokens, "took_ms": round(self.took_ms, 2), "hits": [h.to_json() for h in self.hits]}
+
+
+def _literal(token: str) -> str:
+    return unicodedata.normalize("NFC", token.removeprefix("##").strip("▁Ġ ")).lower()
+
+
+class Searcher:
+    """Ranks an index's passages for query texts with one encoder (whose vocabulary the index must share)."""
+
+    def __init__(self, encoder, backend: SearchBackend) -> None:
+        backend.check_encoder(encoder.model_id, encoder.vocab_hash)
+        self.encoder = encoder
+        self.backend = backend
+
+    def query_tokens(self, text: str) -> dict[str, float]:
+        """The prepared query vector (feature name -> weight) both backends rank with."""
+        return prepare_query_tokens(self.encoder.encode_queries([text])[0])
+
+    def rank(self, text: str, mode: SearchMode | str = SearchMode.SPARSE, k: int = 10, *, domain: str | None = None,
+             per_document: bool = True, query_tokens: Mapping[str, float] | None = None) -> list[Hit]:
+        """The top-k hits of one mode (documents by their best passage unless `per_document=False`)."""
+        mode = SearchMode(mode)
+        filters = SearchFilters(domain=domain)
+        if mode is not SearchMode.BM25 and query_tokens is None:
+            query_tokens = self.query_tokens(text)
+        if mode is SearchMode.SPARSE:
+            return self.backend.search(query_tokens, k, filters=filters, per_document=per_document)
+        if mode is SearchMode.BM25:
+            return self.backend.search_bm25(text, k, filters=filters, per_document=per_document)
+        depth = max(k, HYBRID_CANDIDATES)
+        sparse = self.backend.search(query_tokens, depth, filters=filters, per_document=per_document)
+        bm25 = self.backend.search_bm25(text, depth, filters=filters, per_document=per_document)
+        return fuse(sparse, bm25, k, key="doc_id" if per_document else "id")
+
+    def search(self, text: str, mode: SearchMode | str = SearchMode.SPARSE, k: int = 10, *, domain: str | None = None,
+               per_document: bool = True) -> SearchResult:
+        """Rank and explain: matched tokens and expansion tokens of every hit."""
+        start = time.perf_counter()
+        tokens = self.query_tokens(text)
+        hits = self.rank(text, mode, k, domain=domain, per_document=per_document, query_tokens=tokens)
+        took_ms = (time.perf_counter() - start) * 1000
+        vectors = self.backend.get_vectors([h.id for h in hits])
+        explained = [self._explain(h, tokens, vectors.get(h.id, {})) for h in hits]
+        display = self.encoder.display_token
+        shown: dict[str, float] = {}
+        for name, weight in tokens.items():
+            shown[display(name)] = max(weight, shown.get(display(name), 0.0))
+        return SearchResult(query_tokens={t: round(w, 4) for t, w in shown.items()}, took_ms=took_ms, hits=explained)
+
+    def _explain(self, hit: Hit, tokens: Mapping[str, float], passage_vector: Mapping[str, float]) -> ExplainedHit:
+        display = self.encoder.display_token
+        matched: dict[str, float] = {}
+        for name, c in self.backend.explain(tokens, hit.id).items():
+            matched[display(name)] = matched.get(display(name), 0.0) + c.contribution
+        text = unicodedata.normalize("NFC", hit.text).lower()
+        expansion: dict[str, float] = {}
+        for name in set(tokens) | set(passage_vector):
+            shown = display(name)
+            literal = _literal(shown)
+            if literal and literal in text:
+                continue
+            weight = max(tokens.get(name, 0.0), passage_vector.get(name, 0.0))
+            expansion[shown] = max(weight, expansion.get(shown, 0.0))
+        top = sorted(expansion.items(), key=lambda kv: (-kv[1], kv[0]))[:EXPANSION_TOKENS_SHOWN]
+        return ExplainedHit(hit, {t: round(w, 4) for t, w in sorted(matched.items(), key=lambda kv: -kv[1])},
+                            {t: round(w, 4) for t, w in top})

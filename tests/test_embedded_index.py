@@ -1,0 +1,126 @@
+"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from retrieval.backends import EmbeddedIndex, SearchFilters
+from retrieval.errors import IndexNotFoundError, VocabularyMismatchError
+from retrieval.hybrid import fuse, min_max
+from retrieval.hits import Hit
+from retrieval.index_meta import IndexMeta
+from retrieval.passage import Passage
+
+META = IndexMeta(name="t", model_id="model-a", vocab_hash="vocab-a")
+
+
+def _random_corpus(rng, n=60, vocab=40):
+    names = [f"tok{i}" for i in range(vocab)]
+    passages, vectors = [], []
+    for i in range(n):
+        doc = f"D{i // 3}"
+        passages.append(Passage(id=f"{doc}#{i % 3}", doc_id=doc, text=f"문서 {i} 보증금", domain="legal" if i % 2 else "medical"))
+        chosen = rng.choice(vocab, size=rng.integers(1, 10), replace=False)
+        vectors.append({names[j]: float(rng.uniform(0.1, 3)) for j in chosen})
+    return passages, vectors
+
+
+def test_scores_equal_brute_force_dot_product(tmp_path):
+    rng = np.random.default_rng(0)
+    passages, vectors = _random_corpus(rng)
+    index = EmbeddedIndex.create(tmp_path / "t", META)
+    index.add(passages[:25], vectors[:25])
+    index.add(passages[25:], vectors[25:])  # two segments
+    index.close()
+    index = EmbeddedIndex.open(tmp_path / "t")
+    query = {f"tok{j}": float(rng.uniform(0.1, 2)) for j in range(0, 40, 3)}
+    brute = {p.id: sum(w * v.get(t, 0.0) for t, w in query.items()) for p, v in zip(passages, vectors)}
+    hits = index.search(query, k=1000, per_document=False)
+    assert len(hits) == sum(s > 0 for s in brute.values())
+    for hit in hits:
+        assert hit.score == pytest.approx(brute[hit.id], rel=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # per document: each document's best passage
+    best = {}
+    for pid, s in brute.items():
+        doc = pid.split("#")[0]
+        if s > 0 and s > best.get(doc, (None, 0))[1]:
+            best[doc] = (pid, s)
+    docs = index.search(query, k=1000)
+    assert {h.doc_id: h.id for h in docs} == {d: pid for d, (pid, _) in best.items()}
+    legal = index.search(query, k=1000, filters=SearchFilters(domain="legal"), per_document=False)
+    assert legal and all(h.domain == "legal" for h in legal)
+    explained = index.explain(query, hits[0].id)
+    assert sum(c.contribution for c in explained.values()) == pytest.approx(hits[0].score, rel=1e-5)
+
+
+def test_replace_delete_compact_and_persistence(tmp_path):
+    index = EmbeddedIndex.create(tmp_path / "t", META)
+    index.add([Passage("a#0", "a", "하나"), Passage("a#1", "a", "둘")], [{"x": 1.0}, {"y": 1.0}])
+    index.add([Passage("a#0", "a", "하나 새것")], [{"x": 5.0}])  # replaces by id
+    assert index.count() == 2
+    assert index.get_passages(["a#0"])[0].text == "하나 새것"
+    assert index.delete(["a#1", "nope"]) == 1
+    index.add([Passage("a#1", "a", "다시")], [{"y": 2.0}])  # re-added after its tombstone
+    index.delete(["a#1"])
+    index.finish_writes()
+    index.close()
+    reopened = EmbeddedIndex.open(tmp_path / "t")
+    assert reopened.content_hashes().keys() == {"a#0"}
+    assert reopened.search({"x": 1.0})[0].score == pytest.approx(5.0)
+    assert reopened.search_bm25("하나")[0].id == "a#0"
+    reopened.compact()
+    reopened.close()
+    assert sorted(p.name for p in (tmp_path / "t").glob("seg-*")) == ["seg-000006"]
+    assert EmbeddedIndex.open(tmp_path / "t").get_vectors(["a#0"]) == {"a#0": {"x": 5.0}}
+
+
+def test_crash_leftovers_are_ignored_then_cleaned(tmp_path):
+    root = tmp_path / "t"
+    index = EmbeddedIndex.create(root, META)
+    index.add([Passage("a#0", "a", "하나")], [{"x": 1.0}])
+    index.close()
+    # what a writer killed before its manifest commit leaves behind
+    (root / "seg-000009").mkdir()
+    (root / "seg-000009" / "passages.jsonl").write_text("garbage", encoding="utf-8")
+    (root / ".tmp-seg-000010-123").mkdir()
+    (root / ".tmp-manifest.json-123").write_text("{not json", encoding="utf-8")
+    reader = EmbeddedIndex.open(root)
+    assert reader.count() == 1
+    writer = EmbeddedIndex.open(root)
+    writer.add([Passage("b#0", "b", "둘")], [{"y": 1.0}])
+    writer.close()
+    assert not (root / "seg-000009").exists() and not list(root.glob(".tmp-*"))
+    assert EmbeddedIndex.open(root).count() == 2
+
+
+def test_arrays_are_plain_npy(tmp_path):
+    index = EmbeddedIndex.create(tmp_path / "t", META)
+    index.add([Passage("a#0", "a", "하나")], [{"x": 1.5}])
+    for npy in (tmp_path / "t").glob("seg-*/*.npy"):
+        np.load(npy, allow_pickle=False)
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["meta"]["vocab_hash"] == "vocab-a" and manifest["meta"]["format_version"] == 1
+
+
+def test_vocabulary_guard_names_both_models(tmp_path):
+    index = EmbeddedIndex.create(tmp_path / "t", META)
+    index.check_encoder("model-a", "vocab-a")
+    index.check_encoder("model-a-finetuned", "vocab-a")  # same vocabulary: allowed (warning)
+    with pytest.raises(VocabularyMismatchError, match="model-a.*model-b"):
+        index.check_encoder("model-b", "vocab-b")
+    with pytest.raises(IndexNotFoundError, match="ksearch ingest"):
+        EmbeddedIndex.open(tmp_path / "missing")
+
+
+def test_hybrid_fusion_formula():
+    assert min_max([3.0, 1.0, 2.0]) == [1.0, 0.0, 0.5]
+    sparse = [Hit("a#0", "a", 10.0), Hit("b#0", "b", 6.0), Hit("c#0", "c", 2.0)]
+    bm25 = [Hit("c#1", "c", 9.0), Hit("a#0", "a", 3.0)]
+    fused = fuse(sparse, bm25, 10, sparse_weight=0.5)
+    # a: .5*1 + .5*0 ; b: .5*.5 ; c: .5*0 + .5*1
+    assert [(h.doc_id, round(h.score, 6)) for h in fused] == [("a", 0.5), ("c", 0.5), ("b", 0.25)]
+    assert fused[1].id == "c#0"  # the sparse ranking's passage represents the document
