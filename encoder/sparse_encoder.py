@@ -16,10 +16,11 @@ from torch import nn
 from encoder.feature_names import feature_to_token, token_to_feature
 from encoder.model_resolution import KNOWN_MAX_LENGTHS, resolve_model
 from encoder.pruning import Pruning
+from encoder.segmentation import KiwiSegmenter
 
 log = logging.getLogger(__name__)
 
-MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, ...}
+MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, "pre_segmentation": ...}
 _LOGIT_CHUNK_BYTES = 64 * 2**20  # memory for one slice of [positions x vocab] logits
 
 
@@ -66,8 +67,10 @@ class SparseEncoder:
         document_pruning: Pruning | None = None,
         query_pruning: Pruning | None = None,
         batch_size: int = 32,
+        segmenter: KiwiSegmenter | None = None,
     ) -> None:
         self.model = model.eval().to(device)
+        self.segmenter = segmenter  # applied before the tokenizer when the model folder asks for it
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.max_length = int(max_length)
@@ -106,7 +109,7 @@ class SparseEncoder:
         model_id, source = resolve_model(name_or_path)
         settings = _read_model_settings(source)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        model = AutoModelForMaskedLM.from_pretrained(source, local_files_only=True)
+        model = AutoModelForMaskedLM.from_pretrained(source, local_files_only=True, dtype=torch.float32)
         if max_length is None:
             max_length = settings.get("max_length") or KNOWN_MAX_LENGTHS.get(model_id) or _config_max_length(tokenizer, model)
         if device is None:
@@ -121,6 +124,7 @@ class SparseEncoder:
             document_pruning=as_pruning(document_pruning, "document_pruning"),
             query_pruning=as_pruning(query_pruning, "query_pruning"),
             batch_size=batch_size,
+            segmenter=KiwiSegmenter.from_config(settings.get("pre_segmentation")),
         )
 
     # ------------------------------------------------------------------ public API
@@ -143,6 +147,16 @@ class SparseEncoder:
         text = self.tokenizer.decode([token_id]).strip() if token_id is not None else ""
         return text or feature_to_token(feature)
 
+    def model_text(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the tokenizer sees them (pre-segmented when the model asks for it)."""
+        return self.segmenter.segment(texts) if self.segmenter else list(texts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Model tokens per text, special tokens included: what must fit max_length."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(self.model_text(texts), add_special_tokens=True, verbose=False)["input_ids"]]
+
     @property
     def vocab_hash(self) -> str:
         """Hash of the id->token vocabulary: an index built with another vocabulary is refused."""
@@ -161,14 +175,15 @@ class SparseEncoder:
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if not todo:
             return results
-        lengths = [len(ids) for ids in self.tokenizer([texts[i] for i in todo], add_special_tokens=True, verbose=False)["input_ids"]]
+        model_texts = dict(zip(todo, self.model_text([texts[i] for i in todo])))
+        lengths = [len(ids) for ids in self.tokenizer(list(model_texts.values()), add_special_tokens=True, verbose=False)["input_ids"]]
         truncated = sum(n > self.max_length for n in lengths)
         if truncated:
             self.truncated_count += truncated
             log.warning("%d of %d texts exceed %d tokens and were truncated", truncated, len(todo), self.max_length)
         order = [todo[j] for j in sorted(range(len(todo)), key=lambda j: -lengths[j])]
         for batch in _batches(order, batch_size or self.batch_size):
-            for i, vector in zip(batch, self._encode_batch([texts[i] for i in batch])):
+            for i, vector in zip(batch, self._encode_batch([model_texts[i] for i in batch])):
                 results[i] = vector
         return results
 

@@ -1,0 +1,72 @@
+"""Optional pre-segmentation of Korean text into morphemes before the HF tokenizer.
+
+A model folder asks for it in `ksearch.json` (`"pre_segmentation": {"type": "kiwi", ...}`), so
+the model's vocabulary can be made of Korean morphemes (임대인, 보증금, 돌려주) rather than
+jamo or arbitrary fragments, and its expansion tokens read as words. Models without that key
+see the raw text, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+# Content morphemes kept (Kiwi/Sejong tags; irregular variants such as VV-R share the prefix).
+DEFAULT_KEEP_TAGS = ("NNG", "NNP", "NNB", "NR", "SN", "SL", "SH", "VV", "VA", "MAG", "XR")
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+class KiwiSegmenter:
+    """Text -> space-separated content morphemes, with suffixes and units glued back on
+    (임차+권 -> 임차권, 2+형 -> 2형, 30+일 -> 30일, 7+% -> 7%)."""
+
+    def __init__(self, keep_tags: Sequence[str] = DEFAULT_KEEP_TAGS) -> None:
+        self.keep_tags = tuple(keep_tags)
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> "KiwiSegmenter | None":
+        """Build from a model folder's `pre_segmentation` setting (None when absent)."""
+        if not config:
+            return None
+        if config.get("type") != "kiwi":
+            raise ValueError(f"unknown pre_segmentation type {config.get('type')!r} (known: 'kiwi')")
+        return cls(config.get("keep_tags", DEFAULT_KEEP_TAGS))
+
+    def config(self) -> dict:
+        """The `pre_segmentation` value to save in a model folder's ksearch.json."""
+        return {"type": "kiwi", "keep_tags": list(self.keep_tags)}
+
+    def segment(self, texts: Sequence[str]) -> list[str]:
+        """Segment each text; empty texts stay empty."""
+        with _lock:  # one Kiwi per process; its tokenize is not documented as thread-safe
+            analysed = _kiwi().tokenize(list(texts))
+        return [" ".join(self._words(tokens)) for tokens in analysed]
+
+    def _words(self, tokens) -> list[str]:
+        words: list[str] = []
+        prev_tag, prev_end = "", -1
+        for token in tokens:
+            tag, form = token.tag.split("-")[0], token.form
+            adjacent = bool(words) and prev_tag != "" and token.start == prev_end
+            glue = adjacent and (
+                tag == "XSN"  # 임차+권, 2+형
+                or (prev_tag in ("SN", "SL") and (tag in ("SN", "SL", "NR", "NNB") or form == "%"))  # HbA1c, 30만, 2년, 7%
+            )
+            if glue:
+                words[-1] += form
+                prev_tag = "SN" if tag in ("NR", "NNB") or form == "%" else tag
+            elif tag.startswith(self.keep_tags):
+                words.append(form)
+                prev_tag = tag
+            else:
+                prev_tag = ""
+            prev_end = token.start + token.len
+        return words
