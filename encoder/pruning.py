@@ -52,8 +52,10 @@ class Pruning(BaseModel):
 
     def apply(self, vector: dict[str, float]) -> dict[str, float]:
         """Return the pruned vector, sorted by weight (largest first)."""
-        items = sorted(vector.items(), key=lambda kv: kv[1], reverse=True)
         t, r = self.type, self.ratio
+        if t is PruneType.NONE:
+            return vector if _is_sorted(vector) else dict(sorted(vector.items(), key=lambda kv: kv[1], reverse=True))
+        items = sorted(vector.items(), key=lambda kv: kv[1], reverse=True)
         if t is PruneType.TOP_K:
             items = items[: int(r)]
         elif t is PruneType.MAX_RATIO and items:
@@ -70,3 +72,8 @@ class Pruning(BaseModel):
                 kept.append(kv)
             items = kept
         return dict(items)
+
+
+def _is_sorted(vector: dict[str, float]) -> bool:
+    weights = list(vector.values())
+    return all(a >= b for a, b in zip(weights, weights[1:]))

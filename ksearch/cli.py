@@ -303,6 +303,35 @@ def evaluate(
         console.print(f"wrote {run_out}/{{sparse,bm25,hybrid}}.run", highlight=False)
 
 
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", exists=True, dir_okay=False, help="TOML training config.")],
+    stage: Annotated[str, typer.Option(help="all | prepare (Kiwi, BM25 mining: CPU) | fit (torch: CPU or GPU).")] = "all",
+) -> None:
+    """Train (or fine-tune) a SPLADE encoder as the config says; writes a model folder SparseEncoder loads."""
+    import logging
+
+    from encoder.training.config import TrainConfig
+    from encoder.training.recipe import fit, prepare
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if stage not in ("all", "prepare", "fit"):
+        _fail(f"--stage must be all, prepare or fit, not {stage!r}")
+    try:
+        cfg = TrainConfig.from_file(config)
+    except (ValueError, OSError) as exc:
+        _fail(f"{config}: {exc}")
+    prepared = cfg.work_dir / "prepared"
+    if stage in ("all", "prepare"):
+        prepared = prepare(cfg)
+        console.print(f"prepared training data in {prepared}")
+    if stage in ("all", "fit"):
+        if not (prepared / "prepared.json").is_file():
+            _fail(f"{prepared} has no prepared data: run with --stage prepare first")
+        out = fit(cfg, prepared)
+        console.print(f"model written to {out}")
+
+
 from ksearch.opensearch_cli import opensearch_app  # noqa: E402
 
 app.add_typer(opensearch_app, name="opensearch")

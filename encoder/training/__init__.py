@@ -1,0 +1,1 @@
+"""Training a Korean SPLADE encoder: vocabulary, Kiwi expansion teacher, contrastive fine-tuning."""

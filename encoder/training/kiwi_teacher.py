@@ -1,0 +1,84 @@
+"""Expansion teacher from Kiwi's morpheme embeddings (learned on a large Korean corpus).
+
+For every vocabulary word that Kiwi knows, its nearest morphemes that are also vocabulary
+words (집주인 -> 세입자, 임대인; 돌려주 -> 돌려받, 환급) become weighted expansion targets.
+No library offers this: it is how an offline project can teach a small model real Korean
+expansions without a pretrained Korean masked-LM.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+
+def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6, cache: Path | None = None) -> dict[int, list[tuple[int, float]]]:
+    """token id -> [(neighbour token id, cosine score)] for vocabulary words Kiwi knows."""
+    if cache and cache.is_file():
+        raw = json.loads(cache.read_text(encoding="utf-8"))
+        return {int(k): [tuple(x) for x in v] for k, v in raw.items()}
+    from encoder.segmentation import _kiwi
+
+    kiwi = _kiwi()
+    index = {w: i for i, w in enumerate(vocab)}
+    graph: dict[int, list[tuple[int, float]]] = {}
+    for token_id, word in enumerate(tqdm(vocab, desc="kiwi neighbours", unit="word")):
+        if word.startswith(("[", "##")) or len(word) < 2 and not ("\uac00" <= word <= "\ud7a3"):
+            continue
+        try:
+            similar = kiwi.most_similar_morphemes(word, top_n=top_n * 3)
+        except (ValueError, RuntimeError, KeyError):
+            continue
+        out = []
+        for m in similar:
+            j = index.get(m.form)
+            if j is not None and j != token_id and m.score >= min_score and all(j != k for k, _ in out):
+                out.append((j, float(m.score)))
+            if len(out) == top_n:
+                break
+        if out:
+            graph[token_id] = out
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(graph), encoding="utf-8")
+    return graph
+
+
+class ExpansionTeacher:
+    """Target sparse vectors: each input word at `self_weight`, its Kiwi neighbours scaled by similarity.
+
+    Neighbour lists are held as [vocab, K] tables, so a batch's targets are two scatter-max operations.
+    """
+
+    def __init__(self, graph: dict[int, list[tuple[int, float]]], vocab_size: int, special_ids: list[int],
+                 self_weight: float = 2.0, expansion_weight: float = 1.2, score_floor: float = 0.55) -> None:
+        k = max((len(v) for v in graph.values()), default=1)
+        self.neighbour_ids = torch.zeros(vocab_size, k, dtype=torch.long)
+        self.neighbour_weights = torch.zeros(vocab_size, k)
+        for token_id, neighbours in graph.items():
+            for j, (n, score) in enumerate(neighbours):
+                self.neighbour_ids[token_id, j] = n
+                self.neighbour_weights[token_id, j] = expansion_weight * (score - score_floor) / (1 - score_floor)
+        self.special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+        self.vocab_size, self.self_weight = vocab_size, self_weight
+
+    def to(self, device: str | torch.device) -> "ExpansionTeacher":
+        self.neighbour_ids = self.neighbour_ids.to(device)
+        self.neighbour_weights = self.neighbour_weights.to(device)
+        self.special = self.special.to(device)
+        return self
+
+    def targets(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[batch, vocab] target weights for a batch of token id sequences."""
+        batch = input_ids.shape[0]
+        valid = attention_mask.bool() & ~torch.isin(input_ids, self.special)
+        out = torch.zeros(batch, self.vocab_size, device=input_ids.device)
+        out.scatter_reduce_(1, input_ids, valid.float() * self.self_weight, reduce="amax")
+        ids = self.neighbour_ids[input_ids]  # [batch, length, K]
+        weights = self.neighbour_weights[input_ids] * valid.unsqueeze(-1)
+        out.scatter_reduce_(1, ids.reshape(batch, -1), weights.reshape(batch, -1), reduce="amax")
+        out[:, self.special] = 0
+        return out
