@@ -16,5 +16,14 @@ install: $(BIN)/ksearch
 test: install
 	$(BIN)/python -m pytest
 
+# The app at http://localhost:8501 over the sample corpus; the index is built on the first run only.
+DEMO_CORPUS ?= sample_data/corpus.jsonl
+DEMO_PORT ?= 8501
+
+demo: install
+	@$(BIN)/python -m ksearch.demo_index $(DEMO_CORPUS); state=$$?; \
+	if [ $$state -eq 1 ]; then $(BIN)/ksearch ingest $(DEMO_CORPUS); elif [ $$state -ne 0 ]; then exit $$state; fi
+	$(BIN)/streamlit run search_ui/app.py --server.port $(DEMO_PORT) --server.headless true
+
 clean:
 	rm -rf $(VENV) .ksearch .pytest_cache

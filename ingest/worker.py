@@ -98,8 +98,12 @@ def ingest_path(
     write_batch: int = DEFAULT_WRITE_BATCH,
     progress: bool = True,
     on_batch_written: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Ingest `path` into `backend` with `encoder`; see the module docstring."""
+    """Ingest `path` into `backend` with `encoder`; see the module docstring.
+
+    `on_progress(written, to_write)` is called once before encoding and after every batch written.
+    """
     backend.check_encoder(encoder.model_id, encoder.vocab_hash)
     report = IngestReport()
     documents = collect_documents(Path(path), fmt, columns, report)
@@ -115,6 +119,8 @@ def ingest_path(
     report.skipped_unchanged = len(passages) - len(todo)
 
     start = time.perf_counter()
+    if on_progress is not None:
+        on_progress(0, len(todo))
     with tqdm(total=len(todo), unit="passage", desc="encoding", disable=not progress or not todo, smoothing=0.1) as bar:
         for begin in range(0, len(todo), write_batch):
             batch = todo[begin : begin + write_batch]
@@ -124,6 +130,8 @@ def ingest_path(
             bar.update(len(batch))
             if on_batch_written is not None:
                 on_batch_written(report.written)
+            if on_progress is not None:
+                on_progress(report.written, len(todo))
     report.encode_seconds = time.perf_counter() - start
     backend.finish_writes()
     return report

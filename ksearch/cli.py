@@ -29,17 +29,11 @@ def _fail(message: str) -> None:
 
 
 def _load_encoder(model: str | None):
-    from encoder import ModelNotFoundError, SparseEncoder
-    from ksearch.settings import get_settings
+    from encoder import ModelNotFoundError
+    from ksearch.opening import load_encoder
 
-    settings = get_settings()
     try:
-        return SparseEncoder.load(
-            model or settings.model,
-            document_pruning=settings.document_pruning,
-            query_pruning=settings.query_pruning,
-            batch_size=settings.batch_size,
-        )
+        return load_encoder(model)
     except ModelNotFoundError as exc:
         _fail(str(exc))
 
@@ -125,29 +119,23 @@ def _index_name(index: str | None) -> str:
 
 def _open_searcher(index: str | None, backend: str, model: str | None):
     """Open an index and an encoder sharing its vocabulary (default model: the index's own when loadable)."""
-    from encoder import ModelNotFoundError, SparseEncoder
-    from ksearch.settings import get_settings
+    from encoder import ModelNotFoundError
+    from ksearch.opening import encoder_for_index, missing_index_message
     from retrieval.backends import open_index
     from retrieval.errors import IndexNotFoundError, RetrievalError
     from retrieval.searcher import Searcher
 
     name = _index_name(index)
-    settings = get_settings()
     try:
         store = open_index(name, backend=backend)
     except IndexNotFoundError:
-        _fail(f"index {name!r} does not exist under {settings.home}: build it first with "
-              f"`ksearch ingest PATH --index {name}` (e.g. `ksearch ingest sample_data/corpus.jsonl`)")
+        _fail(missing_index_message(name))
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
-    if model is None and settings.model is None:
-        try:  # the model the index was built with, when it is a local folder or cached
-            enc = SparseEncoder.load(store.meta.model_id, query_pruning=settings.query_pruning,
-                                     document_pruning=settings.document_pruning, batch_size=settings.batch_size)
-        except (ModelNotFoundError, OSError, ValueError):
-            enc = _load_encoder(None)
-    else:
-        enc = _load_encoder(model)
+    try:
+        enc = encoder_for_index(store.meta.model_id, model)
+    except ModelNotFoundError as exc:
+        _fail(str(exc))
     try:
         return Searcher(enc, store)
     except RetrievalError as exc:

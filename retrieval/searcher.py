@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any, Mapping
 
 from retrieval.backends.base import SearchBackend, SearchFilters
-from retrieval.hits import Hit
+from retrieval.hits import Hit, TokenContribution
 from retrieval.hybrid import HYBRID_CANDIDATES, fuse
 from retrieval.query import prepare_query_tokens
 
@@ -31,6 +31,7 @@ class ExplainedHit:
     hit: Hit
     matched_tokens: dict[str, float] = field(default_factory=dict)  # query weight x passage weight
     expansion_tokens: dict[str, float] = field(default_factory=dict)  # weighted tokens absent from the passage text
+    contributions: dict[str, TokenContribution] = field(default_factory=dict)  # display token -> its heaviest factors
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` form of one hit."""
@@ -44,8 +45,14 @@ class SearchResult:
     """What `ksearch search` prints."""
 
     query_tokens: dict[str, float]  # display token -> weight
-    took_ms: float
+    took_ms: float  # encoding + ranking
     hits: list[ExplainedHit]
+    encode_ms: float = 0.0  # the encoding part of took_ms
+
+    @property
+    def search_ms(self) -> float:
+        """The ranking part of took_ms (backend search, fusion)."""
+        return self.took_ms - self.encode_ms
 
     def to_json(self) -> dict[str, Any]:
         """`{"query_tokens", "took_ms", "hits"}`."""
@@ -89,6 +96,7 @@ class Searcher:
         """Rank and explain: matched tokens and expansion tokens of every hit."""
         start = time.perf_counter()
         tokens = self.query_tokens(text)
+        encode_ms = (time.perf_counter() - start) * 1000
         hits = self.rank(text, mode, k, domain=domain, per_document=per_document, query_tokens=tokens)
         took_ms = (time.perf_counter() - start) * 1000
         vectors = self.backend.get_vectors([h.id for h in hits])
@@ -97,13 +105,17 @@ class Searcher:
         shown: dict[str, float] = {}
         for name, weight in tokens.items():
             shown[display(name)] = max(weight, shown.get(display(name), 0.0))
-        return SearchResult(query_tokens={t: round(w, 4) for t, w in shown.items()}, took_ms=took_ms, hits=explained)
+        return SearchResult(query_tokens={t: round(w, 4) for t, w in shown.items()}, took_ms=took_ms, hits=explained,
+                            encode_ms=encode_ms)
 
     def _explain(self, hit: Hit, tokens: Mapping[str, float], passage_vector: Mapping[str, float]) -> ExplainedHit:
         display = self.encoder.display_token
         matched: dict[str, float] = {}
+        factors: dict[str, TokenContribution] = {}
         for name, c in self.backend.explain(tokens, hit.id).items():
             matched[display(name)] = matched.get(display(name), 0.0) + c.contribution
+            if display(name) not in factors or c.contribution > factors[display(name)].contribution:
+                factors[display(name)] = c
         text = unicodedata.normalize("NFC", hit.text).lower()
         expansion: dict[str, float] = {}
         for name in set(tokens) | set(passage_vector):
@@ -115,4 +127,4 @@ class Searcher:
             expansion[shown] = max(weight, expansion.get(shown, 0.0))
         top = sorted(expansion.items(), key=lambda kv: (-kv[1], kv[0]))[:EXPANSION_TOKENS_SHOWN]
         return ExplainedHit(hit, {t: round(w, 4) for t, w in sorted(matched.items(), key=lambda kv: -kv[1])},
-                            {t: round(w, 4) for t, w in top})
+                            {t: round(w, 4) for t, w in top}, factors)

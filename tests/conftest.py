@@ -11,7 +11,7 @@ from tiny_models import build_tiny_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that reaches for the hub fails instead of hanging
 
-pytest_plugins = ["opensearch_fixture"]
+pytest_plugins = ["opensearch_fixture", "ui_fixtures"]
 
 
 @pytest.fixture(scope="session")

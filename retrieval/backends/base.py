@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from retrieval.hits import Hit, TokenContribution
 from retrieval.index_meta import IndexMeta
@@ -29,6 +29,8 @@ class IndexStats:
     passages: int
     documents: int
     avg_nonzero_weights: float  # mean number of non-zero weights per passage vector
+    documents_by_domain: dict[str, int] = field(default_factory=dict)  # domain ("" when none) -> documents
+    passages_by_domain: dict[str, int] = field(default_factory=dict)  # domain ("" when none) -> passages
 
 
 class SearchBackend(ABC):

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,4 +341,8 @@ class EmbeddedIndex(SearchBackend):
         view = self._view()
         n = len(view.passages)
         nnz = float(np.diff(view.matrix.indptr).mean()) if n else 0.0
-        return IndexStats(passages=n, documents=len({p.doc_id for p in view.passages}), avg_nonzero_weights=nnz)
+        passages_by_domain = Counter(p.domain for p in view.passages)
+        documents_by_domain = Counter(domain for _, domain in {(p.doc_id, p.domain) for p in view.passages})
+        return IndexStats(passages=n, documents=len({p.doc_id for p in view.passages}), avg_nonzero_weights=nnz,
+                          documents_by_domain=dict(sorted(documents_by_domain.items())),
+                          passages_by_domain=dict(sorted(passages_by_domain.items())))

@@ -1,0 +1,1 @@
+"""The app's pages; each `render()` reads widgets and calls library functions."""

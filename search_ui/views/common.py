@@ -1,0 +1,48 @@
+"""Pieces several pages share: query-token analysis and one highlighted result card."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from retrieval.searcher import ExplainedHit
+from search_ui.highlight import find_spans, highlight_html, kiwi_morphemes
+from search_ui.html_render import chips_html, css_class, hit_card_html
+from search_ui.query_analysis import EXPANSION, QueryToken, TokenKind, classify_query_tokens, model_words
+
+EXPLAINED_TOKENS = 10
+EXPANSION_CHIPS = 8
+
+
+def analyse_query(encoder, text: str, query_tokens: dict[str, float]) -> list[QueryToken]:
+    """The query's display tokens classified as literal or expansion (by the model's own segmentation of the query)."""
+    return classify_query_tokens(query_tokens, model_words(encoder, text))
+
+
+def passage_html(encoder, text: str, kinds: dict[str, TokenKind]) -> str:
+    """The passage html-escaped with query tokens in `<mark>`, coloured by their kind."""
+    analyzer = kiwi_morphemes if getattr(encoder, "segmenter", None) is not None else None
+    spans = find_spans(text, kinds, analyzer)
+    return highlight_html(text, spans, {t: css_class(k) for t, k in kinds.items()})
+
+
+def matched_expansions(item: ExplainedHit, kinds: dict[str, TokenKind]) -> dict[str, float]:
+    """The hit's heaviest matched tokens that are expansion tokens of the query (contribution as value)."""
+    matched = [(t, w) for t, w in item.matched_tokens.items() if kinds.get(t) == EXPANSION]
+    return dict(sorted(matched, key=lambda kv: -kv[1])[:EXPANSION_CHIPS])
+
+
+def render_hit(encoder, rank: int, item: ExplainedHit, kinds: dict[str, TokenKind], extra_label: str = "") -> None:
+    """One result: card with highlighted passage and expansion chips, and an expandable score explanation."""
+    h = item.hit
+    chips = chips_html(matched_expansions(item, kinds), EXPANSION)
+    st.markdown(hit_card_html(rank, h.title or h.doc_id, h.domain, h.score, passage_html(encoder, h.text, kinds),
+                              chips, extra_label), unsafe_allow_html=True)
+    with st.expander(f"Why #{rank}? top contributing tokens"):
+        rows = [{"token": t, "kind": kinds.get(t, "document only"), "query weight": round(c.query_weight, 3),
+                 "document weight": round(c.document_weight, 3), "query × document": round(c.contribution, 3)}
+                for t, c in sorted(item.contributions.items(), key=lambda kv: -kv[1].contribution)[:EXPLAINED_TOKENS]]
+        if rows:
+            st.dataframe(rows, hide_index=True, width="stretch")
+        else:
+            st.caption("No query token occurs in this passage's vector (a BM25-only match).")
+        st.caption(f"passage {h.id}")

@@ -1,0 +1,56 @@
+"""Fixtures of the app's tests: a small embedded index built with the shipped model, and the environment pointing at it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UI_INDEX = "uitest"
+XSS_TITLE = "<script>alert(1)</script> 보증금 안내"
+XSS_TEXT = "임대인이 보증금 반환을 거부하면 <img src=x onerror=alert(1)> 내용증명을 보냅니다. <script>alert(1)</script>"
+JUDGED_QUERY = "집주인이 계약 끝났는데 돈을 안 돌려줘요"  # L1-q001 (train split), its relevant documents are in the index
+
+
+def _small_corpus(path: Path) -> Path:
+    """About 85 sample documents (legal L1-0001..60 holds L1-q001's judged ones, medical M1-0001..25) and one hostile document."""
+    rows = []
+    for line in (ROOT / "sample_data" / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        prefix, number = row["id"].rsplit("-", 1)
+        if (prefix == "L1" and int(number) <= 60) or (prefix == "M1" and int(number) <= 25):
+            rows.append(row)
+    rows.append({"id": "X-0001", "domain": "legal", "title": XSS_TITLE, "text": XSS_TEXT})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ui_home(tmp_path_factory) -> Path:
+    """A KSEARCH_HOME holding index `uitest`, built through the ingest worker with the shipped model."""
+    from encoder import SparseEncoder
+    from ingest import ingest_path
+    from retrieval.backends import open_or_create_index
+    from retrieval.index_meta import IndexMeta
+
+    home = tmp_path_factory.mktemp("ui-home")
+    corpus = _small_corpus(home / "corpus.jsonl")
+    encoder = SparseEncoder.load()
+    with open_or_create_index(UI_INDEX, IndexMeta.for_encoder(UI_INDEX, encoder), home=home) as store:
+        ingest_path(corpus, store, encoder, progress=False)
+    return home
+
+
+@pytest.fixture
+def ui_env(ui_home, monkeypatch) -> Path:
+    """Point the settings at the test index (and no explicit model) for this test."""
+    from ksearch.settings import get_settings
+
+    monkeypatch.setenv("KSEARCH_HOME", str(ui_home))
+    monkeypatch.setenv("KSEARCH_INDEX", UI_INDEX)
+    monkeypatch.delenv("KSEARCH_MODEL", raising=False)
+    get_settings.cache_clear()
+    yield ui_home
+    get_settings.cache_clear()
