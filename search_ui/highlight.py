@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 MAX_GLUED_MORPHEMES = 4  # the segmenter glues suffixes and units: 임차+권, HbA+1+c, 30+일
+# One-syllable light verbs, suffixes, endings and particles (하, 되, 있, 한, 합): marking them in every
+# sentence says nothing about why a passage matched.
+_LIGHT_TAGS = ("VV", "VA", "VX", "XSV", "XSA", "VCP", "VCN", "E", "J")
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Morpheme:
     form: str
     start: int
     length: int
+    tag: str = ""
 
     @property
     def end(self) -> int:
@@ -53,7 +57,7 @@ def kiwi_morphemes(text: str) -> list[Morpheme]:
 
     with _lock:
         tokens = _kiwi().tokenize(text)
-    return [Morpheme(t.form, t.start, t.len) for t in tokens]
+    return [Morpheme(t.form, t.start, t.len, t.tag) for t in tokens]
 
 
 def morpheme_spans(morphemes: Sequence[Morpheme], tokens: Iterable[str]) -> list[Span]:
@@ -61,6 +65,8 @@ def morpheme_spans(morphemes: Sequence[Morpheme], tokens: Iterable[str]) -> list
     wanted = {normalize_token(t): t for t in tokens if normalize_token(t)}
     found: list[Span] = []
     for i, first in enumerate(morphemes):
+        if len(first.form) == 1 and first.tag.startswith(_LIGHT_TAGS):
+            continue
         best: Span | None = None
         form, end = "", first.start
         for m in morphemes[i : i + MAX_GLUED_MORPHEMES]:

@@ -217,3 +217,11 @@ def test_demo_index_state_reuses_rebuilds_or_refuses(tmp_path, tiny_model_dir):
     assert code == FOREIGN and "KSEARCH_MODEL" in message and index_dir.exists()
     code, message = demo_index_state(corpus, index_dir, encoder.model_id, "0" * 16)  # the same model, retrained
     assert code == INGEST and "rebuilding" in message and not index_dir.exists()
+
+
+def test_light_one_syllable_verbs_and_endings_are_not_marked():
+    from search_ui.highlight import find_spans, kiwi_morphemes
+
+    text = "정당한 이유가 필요하고 30일 전에 예고해야 합니다."
+    spans = find_spans(text, ["하", "한", "이유", "예고"], analyzer=kiwi_morphemes)
+    assert [text[s.start:s.end] for s in spans] == ["이유", "예고"]
