@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ingest.chunking import PassageSplitter
 from ingest.problems import RowProblem
 from ingest.readers import ColumnMapping, SourceDocument, read_documents
-from retrieval.backends.base import SearchBackend
+from retrieval.backends.base import RejectedWrite, SearchBackend
 from retrieval.passage import Passage, content_hash, doc_id_of, passage_id
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class IngestReport:
     deleted_stale: int = 0
     duplicates_ignored: int = 0
     problems: list[RowProblem] = field(default_factory=list)
+    rejected: list[RejectedWrite] = field(default_factory=list)  # passages the backend refused (dead letters)
     encode_seconds: float = 0.0
 
     @property
@@ -132,7 +133,9 @@ def ingest_path(
                 on_batch_written(report.written)
             if on_progress is not None:
                 on_progress(report.written, len(todo))
-    report.encode_seconds = time.perf_counter() - start
     backend.finish_writes()
+    report.encode_seconds = time.perf_counter() - start  # includes the backend's final flush
+    report.rejected = backend.rejected_writes()
+    report.written -= len(report.rejected)
     return report
 

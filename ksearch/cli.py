@@ -108,7 +108,8 @@ def bench_encode(
 
 # ---------------------------------------------------------------------- ingest, search, eval
 IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: $KSEARCH_INDEX, 'sample').")]
-BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: embedded (a folder under $KSEARCH_HOME).")]
+BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: embedded (a folder under $KSEARCH_HOME) "
+                                                              "or opensearch ($KSEARCH_OPENSEARCH_URL).")]
 
 
 def _index_name(index: str | None) -> str:
@@ -128,8 +129,8 @@ def _open_searcher(index: str | None, backend: str, model: str | None):
     name = _index_name(index)
     try:
         store = open_index(name, backend=backend)
-    except IndexNotFoundError:
-        _fail(missing_index_message(name))
+    except IndexNotFoundError as exc:
+        _fail(missing_index_message(name) if backend == "embedded" else str(exc))
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -157,6 +158,8 @@ def ingest(
     write_batch: Annotated[int, typer.Option("--write-batch", min=1, envvar="KSEARCH_WRITE_BATCH",
                                              help="Passages per durable write.")] = 256,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="OpenSearch: build a new concrete index and swap the "
+                                                            "alias to it at the end (searches see the old one until then).")] = False,
 ) -> None:
     """Split, encode and store documents; re-running skips what is stored and replaces what changed."""
     from ingest import ColumnMapping, InputFileError, ingest_path
@@ -176,7 +179,7 @@ def ingest(
     name = _index_name(index)
     columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
     try:
-        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend)
+        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild)
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -190,10 +193,16 @@ def ingest(
         err.print(f"skipped {problem}", highlight=False, markup=False)
     if len(report.problems) > 50:
         err.print(f"... and {len(report.problems) - 50} more bad rows", highlight=False)
+    for rejected in report.rejected[:50]:
+        err.print(f"rejected {rejected.passage_id}: {rejected.reason}", highlight=False, markup=False)
+    dead_letters = getattr(store, "dead_letter_file", None)
+    if report.rejected and dead_letters is not None:
+        err.print(f"{len(report.rejected)} rejected passages written to {dead_letters}", highlight=False, markup=False)
     console.print(
         f"index {name!r}: read {report.documents_read} documents -> {report.passages} passages; "
         f"written {report.written}, skipped (unchanged) {report.skipped_unchanged}, "
         f"removed stale {report.deleted_stale}, failed {report.failed}"
+        + (f", rejected by the backend {len(report.rejected)}" if report.rejected else "")
         + (f", duplicates ignored {report.duplicates_ignored}" if report.duplicates_ignored else "")
         + (f" ({report.passages_per_second:.1f} passages/s)" if report.written else ""),
         highlight=False, markup=False,
@@ -205,7 +214,7 @@ def search(
     query: Annotated[str, typer.Argument(help="Korean query text.")],
     backend: BackendOption = "embedded",
     index: IndexOption = None,
-    mode: Annotated[str, typer.Option("--mode", help="sparse | bm25 | hybrid")] = "sparse",
+    mode: Annotated[str, typer.Option("--mode", help="sparse (= neural_sparse) | rank_feature | bm25 | hybrid")] = "sparse",
     domain: Annotated[Optional[str], typer.Option("--domain", help="Only this domain (legal | medical).")] = None,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -215,10 +224,15 @@ def search(
     """Search an index: documents ranked by their best passage, with matched and expansion tokens."""
     from rich.markup import escape
 
-    if mode not in ("sparse", "bm25", "hybrid"):
-        _fail(f"--mode must be sparse, bm25 or hybrid, not {mode!r}")
+    from retrieval.errors import RetrievalError
+
+    if mode not in ("sparse", "neural_sparse", "rank_feature", "bm25", "hybrid"):
+        _fail(f"--mode must be sparse (or neural_sparse), rank_feature, bm25 or hybrid, not {mode!r}")
     searcher = _open_searcher(index, backend, model)
-    result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
+    try:
+        result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
+    except RetrievalError as exc:
+        _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
@@ -249,6 +263,7 @@ def evaluate(
     model: ModelOption = None,
 ) -> None:
     """nDCG@10, MRR@10, Recall@10/100 of sparse, BM25 and hybrid on the same judged queries (ranx)."""
+    from retrieval.errors import RetrievalError
     from retrieval.evaluation import METRICS, evaluate_modes, read_qrels, read_queries, read_split, write_trec_runs
 
     for label, path in (("--queries", queries), ("--qrels", qrels)):
@@ -266,7 +281,7 @@ def evaluate(
     searcher = _open_searcher(index, backend, model)
     try:
         result = evaluate_modes(searcher, judged, relevance, by_style=by_style)
-    except ValueError as exc:
+    except (ValueError, RetrievalError) as exc:
         _fail(str(exc))
     result.meta.update({"index": _index_name(index), "split": used_split})
     if run_out is not None:

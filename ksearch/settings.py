@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     opensearch_verify_certs: bool = True
     opensearch_ca_file: Path | None = None
     opensearch_timeout: float = 30.0
+    opensearch_bm25_analyzer: str = "auto"  # auto (nori when the node has it) | nori | kiwi (Kiwi morphemes, whitespace)
 
 
 @lru_cache(maxsize=1)

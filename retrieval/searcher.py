@@ -19,9 +19,14 @@ EXPANSION_TOKENS_SHOWN = 15
 class SearchMode(str, Enum):
     """How hits are ranked."""
 
-    SPARSE = "sparse"
+    SPARSE = "sparse"  # neural_sparse on OpenSearch ("neural_sparse" is accepted as a name)
+    RANK_FEATURE = "rank_feature"  # the same dot product as rank_feature clauses (differs from SPARSE on OpenSearch only)
     BM25 = "bm25"
     HYBRID = "hybrid"
+
+    @classmethod
+    def _missing_(cls, value):
+        return cls.SPARSE if value == "neural_sparse" else None
 
 
 @dataclass
@@ -84,6 +89,8 @@ class Searcher:
             query_tokens = self.query_tokens(text)
         if mode is SearchMode.SPARSE:
             return self.backend.search(query_tokens, k, filters=filters, per_document=per_document)
+        if mode is SearchMode.RANK_FEATURE:
+            return self.backend.search_rank_feature(query_tokens, k, filters=filters, per_document=per_document)
         if mode is SearchMode.BM25:
             return self.backend.search_bm25(text, k, filters=filters, per_document=per_document)
         depth = max(k, HYBRID_CANDIDATES)

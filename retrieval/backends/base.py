@@ -33,6 +33,16 @@ class IndexStats:
     passages_by_domain: dict[str, int] = field(default_factory=dict)  # domain ("" when none) -> passages
 
 
+@dataclass(frozen=True)
+class RejectedWrite:
+    """A passage the backend refused to store (it goes to the dead-letter file)."""
+
+    passage_id: str
+    doc_id: str
+    reason: str
+    status: int | None = None  # HTTP status of the refusal; None when refused before sending
+
+
 class SearchBackend(ABC):
     """Store passages with their sparse vectors; rank them by sparse dot product or BM25."""
 
@@ -85,6 +95,15 @@ class SearchBackend(ABC):
     @abstractmethod
     def stats(self) -> IndexStats:
         """Passage and document counts and the mean non-zero weights per passage."""
+
+    def search_rank_feature(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
+                            per_document: bool = True) -> list[Hit]:
+        """Top-k by the `rank_feature` form of the sparse query (where it is the same dot product: `search`)."""
+        return self.search(query_tokens, k, filters=filters, per_document=per_document)
+
+    def rejected_writes(self) -> list[RejectedWrite]:
+        """Passages refused by the last writes (complete after `finish_writes`); none for the embedded index."""
+        return []
 
     def check_encoder(self, model_id: str, vocab_hash: str) -> None:
         """Refuse an encoder whose vocabulary differs from the index's (`VocabularyMismatchError`)."""

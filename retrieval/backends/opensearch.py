@@ -1,0 +1,379 @@
+"""`OpenSearchIndex`: the OpenSearch backend (rank_features + neural_sparse / rank_feature, BM25 on Korean text).
+
+An index `NAME` is an alias pointing at one concrete index `NAME-<UTC timestamp>`. A normal ingest
+writes through the alias; a rebuild (`rebuild=True`) writes a new concrete index and, in
+`finish_writes`, swaps the alias to it in one atomic `_aliases` call and deletes the old one, so
+searches never see a half-built index. Passage `_id` = passage id, so re-writing is idempotent.
+
+Ranking: `search` sends `neural_sparse` with raw `query_tokens`, `search_rank_feature` the bool of
+linear `rank_feature` clauses, `search_bm25` a `match` on the Korean text field (bodies from
+`retrieval.query`). Per-document results use `collapse` on `doc_id` (each document's best passage).
+Hybrid is fused client-side by `Searcher` (`retrieval.hybrid.fuse`) from the sparse and BM25 lists,
+exactly as for the embedded index, rather than by an OpenSearch search pipeline. Stored weights keep
+9 significant bits, so scores differ from the embedded index's exact dot products by < 0.4 %;
+`explain` uses the stored `_source` vector (the weights as sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from retrieval.backends.base import IndexStats, RejectedWrite, SearchBackend, SearchFilters
+from retrieval.backends.opensearch_bulk import BulkWriter
+from retrieval.backends.opensearch_connection import (
+    OpenSearchConnection,
+    OpenSearchUnavailableError,
+    missing_index_message,
+    translated_errors,
+)
+from retrieval.backends.opensearch_mapping import (
+    BM25_KIWI,
+    BM25_NORI,
+    index_body,
+    passage_from_source,
+)
+from retrieval.errors import IndexFormatError, IndexNotFoundError, RetrievalError
+from retrieval.hits import Hit, TokenContribution
+from retrieval.index_meta import FORMAT_VERSION, IndexMeta
+from retrieval.passage import Passage
+from retrieval.query import SPARSE_FIELD, bm25_body, neural_sparse_body, prepare_query_tokens, rank_feature_body
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+ANALYZERS = ("auto", BM25_NORI, BM25_KIWI)
+MGET_CHUNK = 500
+COMPOSITE_PAGE = 1000
+
+
+def _timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"OpenSearch index name {name!r} must be lowercase letters, digits, '-' or '_' "
+                         f"(and not start with '-' or '_')")
+
+
+class OpenSearchIndex(SearchBackend):
+    """A ksearch index in OpenSearch; see the module docstring."""
+
+    def __init__(self, conn: OpenSearchConnection, name: str, concrete: str, meta: IndexMeta, bm25_field: str,
+                 *, client=None, rebuild_of: list[str] | None = None, dead_letter_dir: Path | None = None) -> None:
+        self.conn = conn
+        self.name = name  # the alias
+        self.concrete = concrete  # the concrete index reads and writes go to
+        self.meta = meta
+        self.bm25_field = bm25_field
+        self.client = client if client is not None else conn.client()
+        self._rebuild_of = rebuild_of  # concrete indices the alias points at before a rebuild's swap (None: no rebuild)
+        self._dead_letter_dir = dead_letter_dir
+        self._writer: BulkWriter | None = None
+        self._rejected: list[RejectedWrite] = []
+        self.dead_letter_file: Path | None = None  # where the rejected passages of the last writes were written
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, name: str, *, conn: OpenSearchConnection | None = None) -> "OpenSearchIndex":
+        """Open the index behind alias `name` (`IndexNotFoundError` when there is none)."""
+        _check_name(name)
+        conn = conn or OpenSearchConnection.from_settings()
+        client = conn.client()
+        concrete = cls._alias_target(client, conn, name)
+        if concrete is None:
+            raise IndexNotFoundError(missing_index_message(name, conn.url))
+        with translated_errors(conn, f"reading the mapping of {name!r}", name):
+            mapping = client.indices.get_mapping(index=concrete)[concrete]["mappings"]
+        meta_block = mapping.get("_meta") or {}
+        if "ksearch" not in meta_block:
+            raise IndexFormatError(f"OpenSearch index {concrete!r} has no ksearch metadata in its mapping's _meta: "
+                                   f"it was not built by `ksearch ingest`")
+        meta = IndexMeta.model_validate(meta_block["ksearch"])
+        if meta.format_version > FORMAT_VERSION:
+            raise IndexFormatError(f"OpenSearch index {concrete!r} has format version {meta.format_version}; this "
+                                   f"ksearch reads up to {FORMAT_VERSION}: upgrade ksearch")
+        return cls(conn, name, concrete, meta, meta_block.get("bm25_field", "text"), client=client)
+
+    @classmethod
+    def open_or_create(cls, name: str, meta: IndexMeta, *, conn: OpenSearchConnection | None = None,
+                       rebuild: bool = False, analyzer: str | None = None,
+                       dead_letter_dir: Path | None = None) -> "OpenSearchIndex":
+        """Open alias `name`, or create `NAME-<timestamp>` behind it; `rebuild` writes a new one swapped in by `finish_writes`."""
+        _check_name(name)
+        conn = conn or OpenSearchConnection.from_settings()
+        analyzer = analyzer or _settings_analyzer()
+        if analyzer not in ANALYZERS:
+            raise ValueError(f"BM25 analyzer must be one of {', '.join(ANALYZERS)}, not {analyzer!r}")
+        client = conn.client()
+        current = cls._alias_target(client, conn, name)
+        if current is not None and not rebuild:
+            index = cls.open(name, conn=conn)
+            index._dead_letter_dir = dead_letter_dir
+            return index
+        with translated_errors(conn, f"checking index {name!r}"):
+            if current is None and client.indices.exists(index=name):
+                raise RetrievalError(f"OpenSearch has a concrete index named {name!r} (not an alias); ksearch keeps "
+                                     f"NAME as an alias of NAME-<timestamp>: delete or rename that index first")
+        if analyzer == "auto":
+            analyzer = BM25_NORI if has_nori(client, conn) else BM25_KIWI
+        concrete = f"{name}-{_timestamp()}"
+        body = index_body(meta.model_copy(update={"name": name}), analyzer)
+        with translated_errors(conn, f"creating index {concrete!r}"):
+            client.indices.create(index=concrete, body=body)
+            if current is None:
+                client.indices.update_aliases(body={"actions": [{"add": {"index": concrete, "alias": name}}]})
+        log.info("created OpenSearch index %s (alias %s, BM25 analyzer %s)", concrete, name, analyzer)
+        created = cls(conn, name, concrete, meta.model_copy(update={"name": name}),
+                      body["mappings"]["_meta"]["bm25_field"], client=client,
+                      rebuild_of=cls._alias_indices(client, conn, name) if current is not None else None,
+                      dead_letter_dir=dead_letter_dir)
+        return created
+
+    @staticmethod
+    def _alias_indices(client, conn: OpenSearchConnection, name: str) -> list[str]:
+        with translated_errors(conn, f"looking up alias {name!r}"):
+            if not client.indices.exists_alias(name=name):
+                return []
+            return sorted(client.indices.get_alias(name=name))
+
+    @classmethod
+    def _alias_target(cls, client, conn: OpenSearchConnection, name: str) -> str | None:
+        indices = cls._alias_indices(client, conn, name)
+        if len(indices) > 1:
+            raise RetrievalError(f"OpenSearch alias {name!r} points at several indices ({', '.join(indices)}); "
+                                 f"ksearch expects one: fix it with the _aliases API")
+        return indices[0] if indices else None
+
+    def _errors(self, what: str):
+        return translated_errors(self.conn, what, self.name)
+
+    # ---------------------------------------------------------------- writing
+    def _dead_letter_path(self) -> Path:
+        directory = self._dead_letter_dir
+        if directory is None:
+            from ksearch.settings import get_settings
+
+            directory = Path(get_settings().home) / "dead-letters"
+        return Path(directory) / f"{self.name}-{_timestamp()}.jsonl"
+
+    def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
+        """Queue passages for background bulk indexing (`_id` = passage id); see `finish_writes`."""
+        if len(passages) != len(vectors):
+            raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
+        if not passages:
+            return
+        if self._writer is None:
+            morphemes = None
+            if self.bm25_field != "text":
+                from retrieval.morphemes import content_morphemes_many
+
+                morphemes = content_morphemes_many
+            self._writer = BulkWriter(self.client, self.concrete, self._dead_letter_path(), morphemes)
+        with self._errors(f"indexing into {self.concrete!r}"):
+            self._writer.submit(passages, vectors)
+
+    def _drain(self) -> None:
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            with self._errors(f"indexing into {self.concrete!r}"):
+                writer.drain()
+        finally:
+            self._rejected += writer.rejected
+            if writer.rejected:
+                self.dead_letter_file = writer.dead_letter_path
+
+    def rejected_writes(self) -> list[RejectedWrite]:
+        """Passages OpenSearch (or the client, for NaN/infinite weights) refused; also in the dead-letter file."""
+        return list(self._rejected)
+
+    def delete(self, passage_ids: Iterable[str]) -> int:
+        """Delete passages by id; return how many were stored."""
+        from opensearchpy.helpers import streaming_bulk
+
+        self._drain()
+        actions = ({"_op_type": "delete", "_index": self.concrete, "_id": pid} for pid in passage_ids)
+        deleted = 0
+        with self._errors(f"deleting from {self.concrete!r}"):
+            for ok, item in streaming_bulk(self.client, actions, raise_on_error=False, max_retries=3):
+                deleted += ok and item["delete"].get("result") == "deleted"
+            self.client.indices.refresh(index=self.concrete)
+        return deleted
+
+    def finish_writes(self) -> None:
+        """Wait for queued writes, refresh, and (rebuild) swap the alias to the new index atomically."""
+        self._drain()
+        with self._errors(f"refreshing {self.concrete!r}"):
+            self.client.indices.refresh(index=self.concrete)
+        if self._rebuild_of is not None:
+            actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": self.name}} for old in self._rebuild_of]
+            actions.append({"add": {"index": self.concrete, "alias": self.name}})
+            with self._errors(f"swapping alias {self.name!r} to {self.concrete!r}"):
+                self.client.indices.update_aliases(body={"actions": actions})
+                for old in self._rebuild_of:
+                    self.client.indices.delete(index=old, ignore_unavailable=True)
+            log.info("alias %s now points at %s (was %s)", self.name, self.concrete, ", ".join(self._rebuild_of))
+            self._rebuild_of = None
+
+    def close(self) -> None:
+        """Finish queued writes and close the HTTP connections."""
+        try:
+            self._drain()
+        finally:
+            self.client.close()
+
+    # ---------------------------------------------------------------- reading
+    def count(self) -> int:
+        """Number of stored passages."""
+        with self._errors(f"counting {self.name!r}"):
+            return int(self.client.count(index=self.concrete)["count"])
+
+    def content_hashes(self) -> dict[str, str]:
+        """Stored passage id -> content hash (a scan of `content_hash` only)."""
+        from opensearchpy.helpers import scan
+
+        with self._errors(f"reading the content hashes of {self.name!r}"):
+            return {h["_id"]: h["_source"].get("content_hash", "") for h in
+                    scan(self.client, index=self.concrete, query={"_source": ["content_hash"]}, size=2000)}
+
+    def _mget(self, passage_ids: Sequence[str], **source: Any) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(dict.fromkeys(passage_ids))
+        with self._errors(f"reading passages of {self.name!r}"):
+            for start in range(0, len(ids), MGET_CHUNK):
+                res = self.client.mget(index=self.concrete, body={"ids": ids[start:start + MGET_CHUNK]}, **source)
+                found.update({d["_id"]: d.get("_source", {}) for d in res["docs"] if d.get("found")})
+        return found
+
+    def get_passages(self, passage_ids: Sequence[str]) -> list[Passage]:
+        """Stored passages with these ids, in the order asked."""
+        found = self._mget(passage_ids, _source_excludes=[SPARSE_FIELD, "text_morphemes"])
+        return [passage_from_source(i, found[i]) for i in passage_ids if i in found]
+
+    def get_vectors(self, passage_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Stored vectors (from `_source`: the weights as sent, before 9-bit truncation)."""
+        found = self._mget(passage_ids, _source_includes=[SPARSE_FIELD])
+        return {i: {k: float(v) for k, v in (s.get(SPARSE_FIELD) or {}).items()} for i, s in found.items()}
+
+    def _run_search(self, body: dict[str, Any], per_document: bool, offset: int, what: str) -> list[Hit]:
+        body = dict(body, **{"from": offset, "track_total_hits": False})
+        body["_source"] = {"excludes": [SPARSE_FIELD, "text_morphemes"]}
+        if per_document:
+            body["collapse"] = {"field": "doc_id"}
+        with self._errors(what):
+            res = self.client.search(index=self.concrete, body=body)
+        hits = []
+        for h in res["hits"]["hits"]:
+            p = passage_from_source(h["_id"], h["_source"])
+            hits.append(Hit(id=p.id, doc_id=p.doc_id, score=float(h["_score"]), title=p.title, domain=p.domain,
+                            text=p.text, extra=p.extra))
+        return hits
+
+    def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
+               per_document: bool = True, offset: int = 0) -> list[Hit]:
+        """Top-k by `neural_sparse` with raw `query_tokens` (dot product); `offset` pages (`from`)."""
+        if not prepare_query_tokens(query_tokens):
+            return []
+        domain = filters.domain if filters else None
+        return self._run_search(neural_sparse_body(query_tokens, size=k, domain=domain), per_document, offset,
+                                f"searching {self.name!r} (neural_sparse)")
+
+    def search_rank_feature(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
+                            per_document: bool = True, offset: int = 0) -> list[Hit]:
+        """Top-k by a bool of linear `rank_feature` clauses (the same dot product, no plugin needed)."""
+        if not prepare_query_tokens(query_tokens):
+            return []
+        domain = filters.domain if filters else None
+        return self._run_search(rank_feature_body(query_tokens, size=k, domain=domain), per_document, offset,
+                                f"searching {self.name!r} (rank_feature)")
+
+    def search_bm25(self, text: str, k: int = 10, *, filters: SearchFilters | None = None,
+                    per_document: bool = True, offset: int = 0) -> list[Hit]:
+        """Top-k by BM25 on the Korean text field (nori, or Kiwi morphemes analysed client-side)."""
+        if self.bm25_field != "text":
+            from retrieval.morphemes import content_morphemes
+
+            text = " ".join(content_morphemes(text))
+        if not text.strip():
+            return []
+        domain = filters.domain if filters else None
+        return self._run_search(bm25_body(text, size=k, domain=domain, field=self.bm25_field), per_document, offset,
+                                f"searching {self.name!r} (BM25)")
+
+    def explain(self, query_tokens: Mapping[str, float], passage_id: str) -> dict[str, TokenContribution]:
+        """Tokens in both the query and the stored passage vector, heaviest contribution first."""
+        vector = self.get_vectors([passage_id]).get(passage_id)
+        if vector is None:
+            raise KeyError(f"no passage {passage_id!r} in OpenSearch index {self.name!r}")
+        both = {t: TokenContribution(float(w), vector[t]) for t, w in query_tokens.items() if t in vector}
+        return dict(sorted(both.items(), key=lambda kv: -kv[1].contribution))
+
+    def _composite(self, sources: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        after = None
+        while True:
+            agg: dict[str, Any] = {"size": COMPOSITE_PAGE, "sources": sources}
+            if after is not None:
+                agg["after"] = after
+            res = self.client.search(index=self.concrete, body={"size": 0, "aggs": {"c": {"composite": agg}}})
+            buckets = res["aggregations"]["c"]["buckets"]
+            yield from buckets
+            after = res["aggregations"]["c"].get("after_key")
+            if not buckets or after is None:
+                return
+
+    def stats(self) -> IndexStats:
+        """Passages, documents (exact, by composite aggregation), by domain, and mean non-zero weights."""
+        with self._errors(f"reading the stats of {self.name!r}"):
+            res = self.client.search(index=self.concrete, body={
+                "size": 0, "track_total_hits": True,
+                "aggs": {"nnz": {"avg": {"field": "nnz"}},
+                         "domains": {"terms": {"field": "domain", "size": 1000, "missing": ""}}}})
+            passages = int(res["hits"]["total"]["value"])
+            passages_by_domain = {b["key"]: int(b["doc_count"]) for b in res["aggregations"]["domains"]["buckets"]}
+            documents_by_domain: Counter[str] = Counter()
+            documents = set()
+            for bucket in self._composite([{"doc": {"terms": {"field": "doc_id"}}},
+                                           {"domain": {"terms": {"field": "domain", "missing_bucket": True}}}]):
+                documents_by_domain[bucket["key"]["domain"] or ""] += 1
+                documents.add(bucket["key"]["doc"])
+        nnz = res["aggregations"]["nnz"]["value"] or 0.0
+        return IndexStats(passages=passages, documents=len(documents), avg_nonzero_weights=float(nnz),
+                          documents_by_domain=dict(sorted(documents_by_domain.items())),
+                          passages_by_domain=dict(sorted(passages_by_domain.items())))
+
+    def delete_index(self) -> None:
+        """Delete the alias and every concrete index behind it (tests, `--rebuild` leftovers)."""
+        self._drain()
+        with self._errors(f"deleting index {self.name!r}"):
+            for concrete in set(self._alias_indices(self.client, self.conn, self.name)) | {self.concrete}:
+                self.client.indices.delete(index=concrete, ignore_unavailable=True)
+
+
+def has_nori(client, conn: OpenSearchConnection) -> bool:
+    """True when the node has the `nori` analyzer (analysis-nori)."""
+    from opensearchpy import exceptions as ex
+
+    try:
+        with translated_errors(conn, "checking for the nori analyzer"):
+            client.indices.analyze(body={"analyzer": "nori", "text": "보증금"})
+    except OpenSearchUnavailableError as exc:
+        if "HTTP 400" in str(exc):
+            return False
+        raise
+    except ex.RequestError:
+        return False
+    return True
+
+
+def _settings_analyzer() -> str:
+    from ksearch.settings import get_settings
+
+    return getattr(get_settings(), "opensearch_bm25_analyzer", "auto")
