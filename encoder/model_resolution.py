@@ -7,6 +7,7 @@ from pathlib import Path
 
 PRODUCTION_MODEL_ID = "sewoong/korean-neural-sparse-encoder-v1"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ksearch-ko-sparse"
+SHIPPED_MODEL_ID = f"ksearch/{SHIPPED_MODEL_DIR.name}"  # how indexes record the shipped model
 MODEL_ENV_VAR = "KSEARCH_MODEL"
 
 # Max sequence lengths that the models' own configs do not state (the card fixes 64).
@@ -33,6 +34,8 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> tuple[str, Path | s
     production model, or the shipped offline model, in that order."""
     if name_or_path is None:
         name_or_path = os.environ.get(MODEL_ENV_VAR) or None
+    if name_or_path is not None and str(name_or_path) == SHIPPED_MODEL_ID:
+        return SHIPPED_MODEL_ID, SHIPPED_MODEL_DIR
     if name_or_path is not None:
         path = Path(name_or_path).expanduser()
         if path.is_dir():
@@ -49,7 +52,7 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> tuple[str, Path | s
     if snapshot is not None:
         return PRODUCTION_MODEL_ID, snapshot
     if (SHIPPED_MODEL_DIR / "config.json").is_file():
-        return f"ksearch/{SHIPPED_MODEL_DIR.name}", SHIPPED_MODEL_DIR
+        return SHIPPED_MODEL_ID, SHIPPED_MODEL_DIR
     raise ModelNotFoundError(
         "no sparse encoder model is available offline: the production model "
         f"{PRODUCTION_MODEL_ID!r} is not in the Hugging Face cache and the project's own model "

@@ -63,3 +63,7 @@ def test_default_pruning_keeps_vectors_sparse(shipped):
                 "임차권등기명령을 신청하고 보증금 반환 소송을 제기할 수 있다."] * 2
     assert max(len(v) for v in shipped.encode_queries(queries)) <= 40
     assert max(len(v) for v in shipped.encode_documents(passages)) <= 200
+
+
+def test_the_shipped_model_id_that_indexes_record_loads_again():
+    assert SparseEncoder.load("ksearch/ksearch-ko-sparse").model_id == "ksearch/ksearch-ko-sparse"
