@@ -1,13 +1,14 @@
 """Corpus readers: CSV, JSON Lines, Parquet and folders of .txt files -> `SourceDocument`s + `RowProblem`s.
 
-CSV is read with pandas (every cell as a string, blank lines kept so line numbers stay exact,
-broken UTF-8 kept as surrogates and reported per row), Parquet with pandas/pyarrow (types kept,
+CSV is read with the `csv` module one record at a time (every cell a string, exact line numbers
+even across quoted newlines, ragged rows and broken UTF-8 reported per row, a byte-order mark dropped), Parquet with pandas/pyarrow (types kept,
 so wrong types are reported), and JSON Lines one line at a time with `json` so that one broken
 line (bad JSON, broken UTF-8) is reported with its number instead of failing the whole file.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Iterator
@@ -121,20 +122,55 @@ def _require_columns(path: Path, columns: list[str], cols: ColumnMapping) -> Non
                                  f"name the right one with {option}")
 
 
-def read_csv_rows(path: Path, cols: ColumnMapping) -> Iterator[tuple[dict[str, Any], int]]:
-    """(row, line) pairs of a CSV file with a header line."""
-    import pandas as pd
+CSV_FIELD_LIMIT = 64 * 1024 * 1024  # characters per cell (the csv module's default, 128 KiB, refuses long documents)
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8",
-                            encoding_errors="surrogateescape", skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError, ValueError) as exc:
-        raise InputFileError(f"{path}: cannot parse as CSV: {exc}") from None
-    _require_columns(path, list(frame.columns), cols)
-    line = 2
-    for record in frame.to_dict(orient="records"):
-        yield record, line
-        line += 1 + sum(str(v).count("\n") for v in record.values())
+
+def _delimiter_hint(header: list[str]) -> str:
+    if len(header) == 1:
+        for char, name in _OTHER_DELIMITERS.items():
+            if char in header[0]:
+                return f"; the header looks {name}-separated, but CSV files must be comma-separated"
+    return ""
+
+
+def read_csv_rows(path: Path, cols: ColumnMapping, problems: list[RowProblem]) -> Iterator[tuple[dict[str, Any], int]]:
+    """(row, line) pairs of a comma-separated file with a header line; ragged rows go to `problems`.
+
+    Read with the `csv` module, one record at a time: a UTF-8 byte-order mark is dropped, broken UTF-8 is
+    kept as surrogates (reported per row by `validate_row`), blank lines are skipped, and a row with more
+    or fewer fields than the header is reported with its first line number instead of failing the file.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise InputFileError(f"{path}:1: cannot parse the CSV header: {exc}") from None
+        if not header or not any(h.strip() for h in header):
+            raise InputFileError(f"{path}: cannot parse as CSV: the file is empty or has no header line")
+        header = [h.strip() for h in header]
+        try:
+            _require_columns(path, header, cols)
+        except InputFileError as exc:
+            raise InputFileError(f"{exc}{_delimiter_hint(header)}") from None
+        start = reader.line_num + 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputFileError(f"{path}:{start}: cannot parse as CSV: {exc}") from None
+            line, start = start, reader.line_num + 1
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # a blank line
+            if len(fields) != len(header):
+                problems.append(RowProblem(str(path), line, f"{len(fields)} fields where the header has {len(header)} "
+                                                            f"(ragged row; quote cells that contain commas)"))
+                continue
+            yield dict(zip(header, fields)), line
 
 
 def read_jsonl_rows(path: Path, cols: ColumnMapping, problems: list[RowProblem]) -> Iterator[tuple[dict[str, Any], int]]:
@@ -211,7 +247,7 @@ def read_documents(path: Path, fmt: str | None, cols: ColumnMapping) -> Iterator
         return
     problems: list[RowProblem] = []
     if fmt == "csv":
-        rows, unit = read_csv_rows(path, cols), "line"
+        rows, unit = read_csv_rows(path, cols, problems), "line"
     elif fmt == "jsonl":
         rows, unit = read_jsonl_rows(path, cols, problems), "line"
     else:

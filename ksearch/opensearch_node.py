@@ -248,7 +248,10 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """True when nothing listens on `port` (connections of a stopped node in TIME_WAIT do not count: the node's
+    own listener binds with SO_REUSEADDR too, so a restart on the same port works at once)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -47,6 +47,29 @@ def content_morphemes_many(texts: Iterable[str]) -> list[list[str]]:
     return result
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the sentences of `text` (Kiwi's `split_into_sents`)."""
-    return [(s.start, s.end) for s in get_kiwi().split_into_sents(text)]
+SENTENCE_BLOCK_CHARS = 4000  # Kiwi's sentence splitting grows faster than linearly: long texts go in blocks
+
+
+def _block_end(text: str, start: int, limit: int) -> int:
+    """Where the block starting at `start` ends: a line break, else a sentence end, else a space in its second half."""
+    end = start + limit
+    if end >= len(text):
+        return len(text)
+    half = start + limit // 2
+    for marker in ("\n", ". ", " "):
+        cut = text.rfind(marker, half, end)
+        if cut != -1:
+            return cut + len(marker)
+    return end
+
+
+def sentence_spans(text: str, block_chars: int = SENTENCE_BLOCK_CHARS) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the sentences of `text` (Kiwi's `split_into_sents`, block by block)."""
+    kiwi = get_kiwi()
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text):
+        end = _block_end(text, start, block_chars)
+        spans.extend((start + s.start, start + s.end) for s in kiwi.split_into_sents(text[start:end]))
+        start = end
+    return spans

@@ -9,7 +9,8 @@ rank with exactly the same query weights. OpenSearch's limits are applied here:
   heaviest are kept;
 * a token is addressed as `FIELD.TOKEN` in a `rank_feature` query and OpenSearch splits the path at the
   last '.', so every token must be an OpenSearch-safe feature name (`encoder.token_to_feature`); an unsafe
-  one is refused with `ValueError`, never silently sent.
+  one is refused with `ValueError`, never silently sent;
+* a BM25 query longer than 200 words keeps its first 200 distinct words (each analysed term is one clause).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ MAX_QUERY_TOKENS = 1024
 SPARSE_FIELD = "sparse"  # rank_features field holding passage vectors
 TEXT_FIELD = "text"  # analysed text field for BM25
 DOMAIN_FIELD = "domain"  # keyword field for the domain filter
+MAX_BM25_QUERY_WORDS = 200  # distinct words of a long BM25 query kept (Korean words analyse to a few terms each)
 HYBRID_SPARSE_WEIGHT = 0.5  # see retrieval.hybrid: fused = w * minmax(sparse) + (1 - w) * minmax(bm25)
 
 
@@ -65,10 +67,22 @@ def rank_feature_query(tokens: Mapping[str, float], *, field: str = SPARSE_FIELD
     return query
 
 
+def bm25_query_text(text: str, max_words: int = MAX_BM25_QUERY_WORDS) -> str:
+    """`text` as is when it has at most `max_words` words; else its first `max_words` distinct words.
+
+    Every analysed term of a `match` query is one bool clause, and OpenSearch refuses more than 1024 of them
+    (`maxClauseCount`), so a very long query (pasted text) is cut down instead of failing.
+    """
+    words = text.split()
+    if len(words) <= max_words:
+        return text
+    return " ".join(list(dict.fromkeys(words))[:max_words])
+
+
 def bm25_query(text: str, *, field: str = TEXT_FIELD, domain: str | None = None,
                domain_field: str = DOMAIN_FIELD) -> dict[str, Any]:
-    """A `match` query on the analysed text field."""
-    return _with_domain({"match": {field: {"query": text}}}, domain, domain_field)
+    """A `match` query on the analysed text field (long texts cut by `bm25_query_text`)."""
+    return _with_domain({"match": {field: {"query": bm25_query_text(text)}}}, domain, domain_field)
 
 
 def search_body(query: dict[str, Any], *, size: int = 10, source_excludes: tuple[str, ...] = (SPARSE_FIELD,)) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
 from retrieval.backends.manifest import BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
 from retrieval.backends.segment import Segment, build_segment, read_segment, write_segment
 from retrieval.backends.top_k import top_k_rows
+from retrieval.backends.vector_check import check_vectors
 from retrieval.bm25_index import BM25Index
 from retrieval.errors import IndexNotFoundError, RetrievalError
 from retrieval.hits import Hit, TokenContribution
@@ -140,6 +141,7 @@ class EmbeddedIndex(SearchBackend):
         ids = [p.id for p in passages]
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate passage ids in one add()")
+        check_vectors(ids, vectors)
         self._acquire_writer()
         seq = self.manifest.next_seq
         segment = build_segment(f"seg-{seq:06d}", seq, passages, vectors, content_morphemes_many(p.text for p in passages))

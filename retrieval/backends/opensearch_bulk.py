@@ -19,6 +19,7 @@ from typing import Any
 
 from retrieval.backends.base import RejectedWrite
 from retrieval.backends.opensearch_mapping import non_finite_weight, passage_source
+from retrieval.backends.vector_check import unsafe_feature_name
 from retrieval.passage import Passage
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class BulkWriter:
     def _actions(self, passages: list[Passage], vectors: list[Mapping[str, float]]) -> Iterator[dict[str, Any]]:
         morphemes = self.morphemes([p.text for p in passages]) if self.morphemes else [None] * len(passages)
         for passage, vector, morph in zip(passages, vectors, morphemes):
-            reason = non_finite_weight(vector)
+            reason = unsafe_feature_name(vector) or non_finite_weight(vector)
             if reason is not None:
                 self._reject(RejectedWrite(passage.id, passage.doc_id, reason, status=None))
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ksearch.settings import get_settings
+from retrieval.errors import RetrievalError
 from search_ui.backend_choice import EMBEDDED, EMBEDDED_RANK_FEATURE_NOTE, available_backends, mode_label, modes_for
 from search_ui.charts import query_tokens_chart
 from search_ui.html_render import legend_html
@@ -40,7 +41,11 @@ def render() -> None:
     except AppError as exc:
         st.error(str(exc))
         return
-    domains = list(searcher.backend.stats().documents_by_domain)
+    try:  # a remote backend may go down while the app is open: say so, and recover on a later run
+        domains = list(searcher.backend.stats().documents_by_domain)
+    except RetrievalError as exc:
+        st.error(str(exc))
+        return
     domain = c3.selectbox("Domain", ["all", *[d for d in domains if d]], key="search_domain")
     k = c4.number_input("k", min_value=1, max_value=50, value=10, step=1, key="search_k")
     if backend == EMBEDDED:
@@ -51,7 +56,11 @@ def render() -> None:
     if not query.strip():
         st.error("The query is empty: type some words to search for.")
         return
-    result = searcher.search(query, mode, int(k), domain=None if domain == "all" else domain)
+    try:
+        result = searcher.search(query, mode, int(k), domain=None if domain == "all" else domain)
+    except RetrievalError as exc:
+        st.error(str(exc))
+        return
     tokens = analyse_query(searcher.encoder, query, result.query_tokens)
     kinds = kinds_by_token(tokens)
     results_column, analysis_column = st.columns([3, 2], gap="large")
