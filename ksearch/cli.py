@@ -106,6 +106,123 @@ def bench_encode(
     console.print(f"wrote {out}")
 
 
+CorpusOption = Annotated[Path, typer.Option(help="JSONL corpus the benchmark indexes.")]
+QueriesOption = Annotated[Path, typer.Option(help="Sample queries (JSONL with id and text).")]
+SplitsOption = Annotated[Path, typer.Option(help="Query splits (JSON).")]
+BenchHomeOption = Annotated[Optional[Path], typer.Option("--home", help="Where bench indexes live (default: $KSEARCH_HOME).")]
+
+
+def _bench_home(home: Path | None) -> Path:
+    from ksearch.settings import get_settings
+
+    return Path(home or get_settings().home)
+
+
+def _bench_encoder(model: str | None):
+    from ksearch.settings import get_settings
+
+    return _load_encoder(model or get_settings().model)
+
+
+@bench_app.command("query")
+def bench_query(
+    model: ModelOption = None,
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
+    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
+    queries: QueriesOption = Path("sample_data/queries.jsonl"),
+    splits: SplitsOption = Path("sample_data/splits.json"),
+    split: Annotated[str, typer.Option(help="Query split (dev, test, train, all).")] = "dev",
+    max_queries: Annotated[Optional[int], typer.Option(min=1, help="Use at most this many queries.")] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Passes over the queries.")] = 1,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
+    index: Annotated[str, typer.Option(help="Bench index name (built from --corpus once, reused).")] = "bench-sample",
+    home: BenchHomeOption = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/query.json"),
+) -> None:
+    """Encode / search / total latency percentiles and QPS per backend and mode, 1 and N clients."""
+    from ksearch.benchmarks.query import run_query_bench
+    from ksearch.benchmarks.runner import opensearch_url, query_table, write_json
+
+    enc = _bench_encoder(model)
+    url, node = opensearch_url(opensearch) if opensearch else (None, None)
+    result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
+                             clients=clients, rounds=rounds, max_queries=max_queries, opensearch_url=url)
+    console.print(query_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    model: ModelOption = None,
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and ingest into it too.")] = False,
+    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
+    documents: Annotated[int, typer.Option(min=1, help="Documents taken from the start of the corpus.")] = 400,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/ingest.json"),
+) -> None:
+    """Ingest passages/s into each backend vs pure batched encoding of the same passages."""
+    from ksearch.benchmarks.ingest import run_ingest_bench
+    from ksearch.benchmarks.runner import ingest_table, opensearch_url, write_json
+
+    enc = _bench_encoder(model)
+    url, _ = opensearch_url(opensearch) if opensearch else (None, None)
+    result = run_ingest_bench(enc, corpus, documents=documents, opensearch=url is not None)
+    console.print(ingest_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+@bench_app.command("scale")
+def bench_scale(
+    model: ModelOption = None,
+    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes, comma-separated (e.g. 10000,100000,1000000).")] = "10000,100000",
+    approximate: Annotated[bool, typer.Option(help="Also build a Seismic index and measure recall@10 vs exact.")] = True,
+    max_queries: Annotated[int, typer.Option(min=1)] = 200,
+    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
+    queries: QueriesOption = Path("sample_data/queries.jsonl"),
+    splits: SplitsOption = Path("sample_data/splits.json"),
+    index: Annotated[str, typer.Option(help="Real index whose vectors are sampled.")] = "bench-sample",
+    home: BenchHomeOption = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/scale.json"),
+) -> None:
+    """Exact and approximate query latency, memory and recall on synthetic corpora shaped like the real vectors."""
+    from ksearch.benchmarks.runner import scale_table, write_json
+    from ksearch.benchmarks.scale import run_scale_bench
+
+    enc = _bench_encoder(model)
+    result = run_scale_bench(enc, corpus, queries, splits, home=_bench_home(home), index_name=index,
+                             sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
+                             approximate=approximate)
+    console.print(scale_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+@bench_app.command("all")
+def bench_all(
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
+    sizes: Annotated[str, typer.Option(help="Scale sizes.")] = "10000,100000",
+    results: Annotated[Path, typer.Option(help="Results folder.")] = Path("bench/results"),
+    doc: Annotated[Path, typer.Option(help="The generated report.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """encode (shipped model), query, ingest and scale with modest defaults, then write docs/benchmarks.md."""
+    from encoder.model_resolution import SHIPPED_MODEL_ID
+    from ksearch.benchmarks.report import write_report
+
+    flag = " --opensearch" if opensearch else ""
+    commands = [f"ksearch bench encode --model {SHIPPED_MODEL_ID} --passages 256 --repeats 3 --out {results}/encode-shipped.json",
+                f"ksearch bench query{flag} --out {results}/query.json",
+                f"ksearch bench ingest{flag} --documents 400 --out {results}/ingest.json",
+                f"ksearch bench scale --sizes {sizes} --out {results}/scale.json"]
+    bench_encode(model=SHIPPED_MODEL_ID, passages=256, repeats=3, out=results / "encode-shipped.json",
+                 seed_sized=False, batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
+    bench_query(opensearch=opensearch, out=results / "query.json")
+    bench_ingest(opensearch=opensearch, out=results / "ingest.json")
+    bench_scale(sizes=sizes, out=results / "scale.json")
+    if opensearch:
+        from ksearch.benchmarks.runner import bench_node
+
+        bench_node().stop()
+    console.print(f"wrote {write_report(results, doc, ['ksearch bench all' + flag + f' --sizes {sizes}', '# runs:', *commands])}")
+
+
 # ---------------------------------------------------------------------- ingest, search, eval
 IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: $KSEARCH_INDEX, 'sample').")]
 BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: embedded (a folder under $KSEARCH_HOME) "

@@ -1,0 +1,58 @@
+"""Approximate sparse top-k with Seismic (`pyseismic-lsr`, optional: `pip install -e .[bench]`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import sparse
+
+
+@dataclass
+class SeismicParams:
+    """Build and search settings of the Seismic index (names as in pyseismic-lsr)."""
+
+    n_postings: int = 4000  # postings kept per token (highest weights)
+    centroid_fraction: float = 0.1
+    summary_energy: float = 0.4
+    query_cut: int = 20  # heaviest query tokens searched
+    heap_factor: float = 0.9
+
+    def to_json(self) -> dict:
+        """Plain dict for the results document."""
+        return asdict(self)
+
+
+def seismic_available() -> str | None:
+    """None when pyseismic-lsr imports, else why not."""
+    try:
+        import seismic  # noqa: F401
+    except ImportError as exc:
+        return f"pyseismic-lsr not installed ({exc}); `pip install -e .[bench]`"
+    return None
+
+
+class SeismicScorer:
+    """A Seismic index over the rows of a CSR matrix; columns become token names, rows become document ids."""
+
+    def __init__(self, csr: sparse.csr_matrix, params: SeismicParams) -> None:
+        from seismic import SeismicDataset, SeismicIndex, get_seismic_string
+
+        self.params = params
+        self._str = get_seismic_string()
+        self._names = np.array([str(c) for c in range(csr.shape[1])], dtype=self._str)
+        dataset = SeismicDataset()
+        indptr, indices, data = csr.indptr, csr.indices, csr.data.astype(np.float32)
+        for r in range(csr.shape[0]):
+            s, e = indptr[r], indptr[r + 1]
+            if e > s:
+                dataset.add_document(str(r), self._names[indices[s:e]], data[s:e])
+        self.index = SeismicIndex.build_from_dataset(dataset, n_postings=params.n_postings,
+                                                     centroid_fraction=params.centroid_fraction,
+                                                     summary_energy=params.summary_energy)
+
+    def top_k(self, cols: np.ndarray, weights: np.ndarray, k: int) -> list[int]:
+        """Approximate top-k rows for one query."""
+        hits = self.index.search("q", self._names[cols], weights.astype(np.float32), k=k,
+                                 query_cut=self.params.query_cut, heap_factor=self.params.heap_factor)
+        return [int(doc) for _, _, doc in hits]

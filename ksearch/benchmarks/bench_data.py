@@ -1,0 +1,31 @@
+"""What the benchmarks run on: the sample queries of a split and an index of the sample corpus (built once, reused)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ingest import ingest_path
+from ksearch.demo_index import index_is_complete
+from retrieval.backends import open_or_create_index
+from retrieval.backends.base import SearchBackend
+from retrieval.index_meta import IndexMeta
+
+
+def load_queries(queries: Path, splits: Path | None, split: str = "dev", limit: int | None = None) -> list[str]:
+    """Query texts of `split` (all queries when the split file is missing or split is 'all')."""
+    rows = [json.loads(line) for line in queries.open(encoding="utf-8") if line.strip()]
+    if splits is not None and splits.is_file() and split != "all":
+        wanted = set(json.loads(splits.read_text(encoding="utf-8"))[split])
+        rows = [r for r in rows if r["id"] in wanted]
+    texts = [r["text"] for r in rows]
+    return texts[:limit] if limit else texts
+
+
+def ensure_index(corpus: Path, name: str, encoder, *, backend: str = "embedded", home: Path | None = None) -> SearchBackend:
+    """Open index `name` holding `corpus`, ingesting what is missing with `encoder` (stored passages are skipped)."""
+    if backend == "embedded" and home is not None and index_is_complete(corpus, Path(home) / name):
+        return open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, home=home)
+    store = open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, home=home)
+    ingest_path(corpus, store, encoder, progress=False)
+    return store

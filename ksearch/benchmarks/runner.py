@@ -1,0 +1,90 @@
+"""Glue for the `ksearch bench` commands: the local OpenSearch node, result files, summary tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rich.table import Table
+
+
+def bench_node():  # -> ksearch.opensearch_node.LocalOpenSearch
+    """The benchmarks' own local node: the default node's assembled installation (a symlink) with its own config,
+    data and port, so tests that stop the shared node never stop a running benchmark."""
+    from ksearch.opensearch_node import LocalOpenSearch, default_cache_dir
+
+    home = LocalOpenSearch(quiet=True).ensure_installed()
+    node = LocalOpenSearch(cache_dir=default_cache_dir().with_name("opensearch-bench"), quiet=True)
+    node.cache_dir.mkdir(parents=True, exist_ok=True)
+    if not node.home.exists():
+        os.symlink(home, node.home, target_is_directory=True)
+    return node
+
+
+def opensearch_url(start_local: bool) -> tuple[str | None, object | None]:
+    """(URL of a reachable node or None, the LocalOpenSearch started here or None); start the local one when asked."""
+    from ksearch.settings import get_settings
+    from retrieval.backends.opensearch_connection import OpenSearchConnection
+
+    node = None
+    if start_local:
+        node = bench_node()
+        url = node.status() or node.start()
+        os.environ["KSEARCH_OPENSEARCH_URL"] = url
+        get_settings.cache_clear()
+        return url, node
+    try:
+        conn = OpenSearchConnection.from_settings()
+        conn.client().info()
+        return conn.url, None
+    except Exception:  # not reachable: the OpenSearch part is skipped
+        return None, None
+
+
+def write_json(result: dict, out: Path) -> Path:
+    """Write a results document (with the 1/5/15-minute load averages when it was written: other work on the machine)."""
+    result.setdefault("load_average_at_end", [round(x, 2) for x in os.getloadavg()])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    return out
+
+
+def query_table(result: dict) -> Table:
+    """Medians and percentiles of every backend and mode."""
+    table = Table(title=f"query: {result['model']} | {result['queries']} queries | {result['hardware']}")
+    for col in ("backend", "mode", "encode p50", "search p50", "total p50", "p90", "p99", "QPS", f"p50 x{result['clients']}",
+                f"QPS x{result['clients']}"):
+        table.add_column(col, justify="left" if col in ("backend", "mode") else "right")
+    for backend, b in result["backends"].items():
+        for mode, r in b["modes"].items():
+            s, c = r["single"], r["concurrent"]
+            table.add_row(backend, mode, *(f"{v:.2f}" for v in (s["encode_ms"]["p50"], s["search_ms"]["p50"], s["total_ms"]["p50"],
+                                                                 s["total_ms"]["p90"], s["total_ms"]["p99"])),
+                          f"{s['qps']:.1f}", f"{c['total_ms']['p50']:.2f}", f"{c['qps']:.1f}")
+    return table
+
+
+def ingest_table(result: dict) -> Table:
+    """Passages/s per backend and the ratio to pure encoding."""
+    table = Table(title=f"ingest: {result['passages']} passages | pure encoding "
+                        f"{result['pure_encoding']['passages_per_s']:.1f}/s | {result['hardware']}")
+    for col in ("backend", "passages/s", "ratio", "whole call /s", "ratio", "target"):
+        table.add_column(col, justify="left" if col == "backend" else "right")
+    for backend, r in result["backends"].items():
+        table.add_row(backend, f"{r['passages_per_s']:.1f}", f"{r['ratio_to_pure_encoding']:.2f}", f"{r['wall_passages_per_s']:.1f}",
+                      f"{r['wall_ratio_to_pure_encoding']:.2f}", "met" if r["meets_target"] else "not met")
+    return table
+
+
+def scale_table(result: dict) -> Table:
+    """Latency, memory and recall per corpus size."""
+    table = Table(title=f"scale: {result['queries']} queries | approximate: {result['approximate']} | {result['hardware']}")
+    for col in ("passages", "CSR MiB", "exact lib p50", "exact inv p50", "exact inv p99", "approx p50", "recall@10"):
+        table.add_column(col, justify="right")
+    for r in result["sizes"]:
+        a = r.get("approximate")
+        table.add_row(f"{r['passages']:,}", f"{r['csr_mb']:.0f}", f"{r['exact_library_ms']['p50']:.2f}",
+                      f"{r['exact_inverted_ms']['p50']:.2f}", f"{r['exact_inverted_ms']['p99']:.2f}",
+                      f"{a['latency_ms']['p50']:.2f}" if a else "-", f"{a['recall_at_10']:.3f}" if a else "-")
+    return table

@@ -1,0 +1,101 @@
+"""Scale: exact embedded query latency and memory on synthetic corpora of growing size, and an approximate mode with recall@10."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ksearch.benchmarks.approximate import SeismicParams, SeismicScorer, seismic_available
+from ksearch.benchmarks.bench_data import ensure_index, load_queries
+from ksearch.benchmarks.encode import hardware_string
+from ksearch.benchmarks.exact_scoring import inverted_top_k, library_top_k, matrix_mb
+from ksearch.benchmarks.latency import percentiles
+from ksearch.benchmarks.measure import measure, rss_bytes
+from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
+from retrieval.query import prepare_query_tokens
+
+Query = tuple[np.ndarray, np.ndarray]  # (columns, weights)
+
+
+def encode_queries(encoder, texts: list[str], feature_index: dict[str, int]) -> list[Query]:
+    """Real query vectors, as column ids of the index's feature space (tokens no passage has are dropped)."""
+    out = []
+    for vector in encoder.encode_queries(texts):
+        items = [(feature_index[t], w) for t, w in prepare_query_tokens(vector).items() if t in feature_index]
+        out.append((np.array([c for c, _ in items], dtype=np.int64), np.array([w for _, w in items], dtype=np.float64)))
+    return out
+
+
+def time_queries(fn: Callable[[np.ndarray, np.ndarray, int], list[int]], queries: Sequence[Query], k: int) -> tuple[dict, list[list[int]]]:
+    """Latency percentiles of fn over the queries (after 3 warm-ups) and each query's result rows."""
+    for cols, w in queries[:3]:
+        fn(cols, w, k)
+    times, results = [], []
+    for cols, w in queries:
+        t0 = time.perf_counter()
+        results.append(fn(cols, w, k))
+        times.append((time.perf_counter() - t0) * 1000)
+    return percentiles(times), results
+
+
+def recall_at_k(approx: list[list[int]], exact: list[list[int]], k: int) -> float:
+    """Mean |approx top-k & exact top-k| / |exact top-k|."""
+    scores = [len(set(a[:k]) & set(e[:k])) / len(e[:k]) for a, e in zip(approx, exact) if e]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate: bool, params: SeismicParams,
+               library_queries: int) -> dict:
+    """Exact (library kernel and inverted kernel) and approximate latency, memory and recall on one synthetic corpus."""
+    gc.collect()
+    base = rss_bytes()
+    t0 = time.perf_counter()
+    csr = synthetic_matrix(dist, size, seed=size)
+    csc = csr.tocsc()
+    build_s = time.perf_counter() - t0
+    row: dict = {"passages": size, "build_seconds": build_s, "mean_nonzero": float(csr.nnz / size),
+                 "csr_mb": matrix_mb(csr), "csc_mb": matrix_mb(csc), "rss_extra_mb": (rss_bytes() - base) / 2**20}
+    lib, _ = time_queries(lambda c, w, kk: library_top_k(csr, c, w, kk), queries[:library_queries], k)
+    inv, exact = time_queries(lambda c, w, kk: inverted_top_k(csc, c, w, kk), queries, k)
+    row["exact_library_ms"] = lib  # EmbeddedIndex's kernel: CSR x dense query + full sort of positive scores
+    row["exact_inverted_ms"] = inv  # postings of the query tokens + argpartition
+    if approximate:
+        scorer, m = measure(lambda: SeismicScorer(csr, params))
+        approx_ms, approx = time_queries(scorer.top_k, queries, k)
+        row["approximate"] = {"method": "seismic", "params": params.to_json(), "build_seconds": m.seconds,
+                              "build_extra_mb": m.peak_extra_mb, "latency_ms": approx_ms,
+                              "recall_at_10": recall_at_k(approx, exact, 10)}
+        del scorer
+    del csr, csc
+    return row
+
+
+def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, home: Path,
+                    index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
+                    max_queries: int = 200, library_queries: int = 50, approximate: bool = True,
+                    params: SeismicParams | None = None) -> dict:
+    """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
+    store = ensure_index(corpus, index_name, encoder, backend="embedded", home=home)
+    view = store._view()  # the live CSR matrix and feature names of the real passage vectors
+    dist = real_distribution(view.matrix)
+    queries = encode_queries(encoder, load_queries(queries_path, splits, "all", max_queries), view.feature_index)
+    store.close()
+    why_not = seismic_available() if approximate else "not requested"
+    params = params or SeismicParams()
+    rows = [bench_size(dist, n, queries, k, why_not is None, params, library_queries) for n in sizes]
+    for prev, cur in zip(rows, rows[1:]):
+        factor = cur["passages"] / prev["passages"]
+        cur["growth_vs_previous"] = {
+            "size_factor": factor,
+            "exact_inverted_p50_factor": cur["exact_inverted_ms"]["p50"] / max(prev["exact_inverted_ms"]["p50"], 1e-9),
+            "exact_library_p50_factor": cur["exact_library_ms"]["p50"] / max(prev["exact_library_ms"]["p50"], 1e-9),
+            "memory_factor": cur["csr_mb"] / max(prev["csr_mb"], 1e-9)}
+    return {"benchmark": "scale", "model": encoder.model_id, "hardware": hardware_string(),
+            "real_index": {"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1]),
+                           "mean_nonzero": float(view.matrix.nnz / max(1, view.matrix.shape[0]))},
+            "queries": len(queries), "mean_query_tokens": float(np.mean([len(c) for c, _ in queries])) if queries else 0.0,
+            "k": k, "approximate": why_not or "seismic (pyseismic-lsr)", "sizes": rows}

@@ -1,0 +1,89 @@
+"""Smoke test of `ksearch bench query|ingest|scale` and the report: tiny sizes, the tiny model; checks keys, never timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ksearch.cli import app
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@pytest.fixture
+def tiny_inputs(tmp_path, monkeypatch, tiny_model_dir) -> dict[str, str]:
+    monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KSEARCH_MODEL", raising=False)
+    monkeypatch.delenv("KSEARCH_OPENSEARCH_URL", raising=False)
+    from ksearch.settings import get_settings
+
+    get_settings.cache_clear()
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join((SAMPLE / "corpus.jsonl").read_text(encoding="utf-8").splitlines(True)[:24]), encoding="utf-8")
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join((SAMPLE / "queries.jsonl").read_text(encoding="utf-8").splitlines(True)[:6]), encoding="utf-8")
+    yield {"model": str(tiny_model_dir), "corpus": str(corpus), "queries": str(queries), "home": str(tmp_path / "home"),
+           "splits": str(tmp_path / "no-splits.json"), "out": str(tmp_path / "results")}
+    get_settings.cache_clear()
+
+
+def _run(*args: str) -> None:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
+    t = tiny_inputs
+    common = ["--model", t["model"], "--corpus", t["corpus"]]
+    _run("bench", "query", *common, "--queries", t["queries"], "--splits", t["splits"], "--split", "all", "--clients", "2",
+         "--home", t["home"], "--out", f"{t['out']}/query.json")
+    _run("bench", "ingest", *common, "--documents", "8", "--out", f"{t['out']}/ingest.json")
+    _run("bench", "scale", *common, "--queries", t["queries"], "--splits", t["splits"], "--sizes", "300,600",
+         "--max-queries", "6", "--home", t["home"], "--out", f"{t['out']}/scale.json")
+    out = Path(t["out"])
+
+    query = json.loads((out / "query.json").read_text(encoding="utf-8"))
+    assert {"benchmark", "model", "hardware", "queries", "backends"} <= set(query)
+    modes = query["backends"]["embedded"]["modes"]
+    assert set(modes) == {"sparse", "bm25", "hybrid"}
+    for mode in modes.values():
+        assert {"p50", "p90", "p99"} <= set(mode["single"]["total_ms"])
+        assert {"encode_ms", "search_ms", "total_ms", "qps", "clients"} <= set(mode["concurrent"])
+
+    ingest = json.loads((out / "ingest.json").read_text(encoding="utf-8"))
+    assert ingest["documents"] == 8 and ingest["passages"] >= 8
+    assert {"passages_per_s", "ratio_to_pure_encoding", "meets_target"} <= set(ingest["backends"]["embedded"])
+    assert ingest["pure_encoding"]["passages_per_s"] > 0
+
+    scale = json.loads((out / "scale.json").read_text(encoding="utf-8"))
+    assert [s["passages"] for s in scale["sizes"]] == [300, 600]
+    for size in scale["sizes"]:
+        assert {"exact_library_ms", "exact_inverted_ms", "csr_mb", "mean_nonzero"} <= set(size)
+        if "approximate" in size:
+            assert 0.0 <= size["approximate"]["recall_at_10"] <= 1.0
+    assert "growth_vs_previous" in scale["sizes"][1]
+
+    from ksearch.benchmarks.report import write_report
+
+    doc = write_report(out, tmp_path / "docs" / "benchmarks.md", ["ksearch bench all"])
+    text = doc.read_text(encoding="utf-8")
+    assert "Hardware:" in text and "## Query latency" in text and "## Scale" in text
+
+
+def test_exact_kernels_agree_with_each_other():
+    import numpy as np
+    from scipy import sparse
+
+    from ksearch.benchmarks.exact_scoring import inverted_top_k, library_top_k
+    from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
+
+    rng = np.random.default_rng(1)
+    real = sparse.random(200, 50, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    real.data += 0.1
+    m = synthetic_matrix(real_distribution(real), 500, seed=3)
+    assert m.shape == (500, 50) and m.nnz > 0 and (m.data > 0).all()
+    cols, w = np.array([1, 7, 30]), rng.random(3) + 0.1
+    assert library_top_k(m, cols, w, 10) == inverted_top_k(m.tocsc(), cols, w, 10)
