@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import traceback
 import urllib.request
@@ -21,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from private_opensearch import free_port
-from ui_fixtures import UI_INDEX
+from ui_fixtures import UI_INDEX, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "test-artifacts" / "load.json"
@@ -121,28 +118,7 @@ def test_50_concurrent_searches_on_opensearch(opensearch_url, tmp_path, tiny_mod
 
 
 def test_50_concurrent_http_gets_against_the_app(ui_home, tmp_path):
-    port = free_port()
-    env = {**os.environ, "KSEARCH_HOME": str(ui_home), "KSEARCH_INDEX": UI_INDEX, "HF_HUB_OFFLINE": "1"}
-    env.pop("KSEARCH_MODEL", None)
-    log = tmp_path / "streamlit.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "search_ui/app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"the app did not start (exit code {proc.poll()}):\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.3)
+    with running_app(ui_home, tmp_path / "streamlit.log") as url:
         paths = ["/", "/_stcore/health", "/_stcore/host-config"]
 
         def get(i: int) -> None:
@@ -150,10 +126,3 @@ def test_50_concurrent_http_gets_against_the_app(ui_home, tmp_path):
                 assert response.status == 200 and response.read()
 
         _hammer("streamlit app HTTP GET", get)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

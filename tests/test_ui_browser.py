@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from search_ui.browser import CHROMIUM, VIEWPORT, launch_chromium, search_in_app
-from ui_fixtures import UI_INDEX
+from ui_fixtures import running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -33,46 +28,12 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(ui_home, tmp_path_factory):
     """The app serving the test index, started as `streamlit run` in a subprocess."""
     _require_chromium()
-    port = _free_port()
-    env = {**os.environ, "KSEARCH_HOME": str(ui_home), "KSEARCH_INDEX": UI_INDEX, "HF_HUB_OFFLINE": "1"}
-    env.pop("KSEARCH_MODEL", None)
-    log = tmp_path_factory.mktemp("app") / "streamlit.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "search_ui/app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + STARTUP_SECONDS
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"the app did not start (exit code {proc.poll()}):\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.3)
+    with running_app(ui_home, tmp_path_factory.mktemp("app") / "streamlit.log", STARTUP_SECONDS) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_korean_search_highlights_and_renders_hostile_documents_as_text(app_url):

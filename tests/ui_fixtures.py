@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +62,39 @@ def ui_env(ui_home, monkeypatch) -> Path:
     get_settings.cache_clear()
     yield ui_home
     get_settings.cache_clear()
+
+
+@contextlib.contextmanager
+def running_app(home: Path, log: Path, startup_seconds: float = 90) -> Iterator[str]:
+    """`streamlit run search_ui/app.py` on a free port over the index in `home`; yields its URL, then stops it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "KSEARCH_HOME": str(home), "KSEARCH_INDEX": UI_INDEX, "HF_HUB_OFFLINE": "1"}
+    env.pop("KSEARCH_MODEL", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "search_ui/app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + startup_seconds
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"the app did not start (exit code {proc.poll()}):\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
