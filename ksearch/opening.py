@@ -34,12 +34,3 @@ def missing_index_message(name: str) -> str:
     """What to tell a user whose index `name` does not exist."""
     return (f"index {name!r} does not exist under {get_settings().home}: build it first with "
             f"`ksearch ingest PATH --index {name}` (e.g. `ksearch ingest sample_data/corpus.jsonl`)")
-
-
-def open_searcher(index: str | None = None, backend: str = "embedded", model: str | None = None):
-    """A `Searcher` over index `index` (default $KSEARCH_INDEX); raises `IndexNotFoundError`, `RetrievalError`, `ModelNotFoundError`, `ValueError`."""
-    from retrieval.backends import open_index
-    from retrieval.searcher import Searcher
-
-    store = open_index(index or get_settings().index, backend=backend)
-    return Searcher(encoder_for_index(store.meta.model_id, model), store)

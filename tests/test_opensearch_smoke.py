@@ -93,7 +93,10 @@ def test_neural_sparse_query_tokens_is_dot_product(opensearch_client, sparse_ind
 def test_nori_analyzer(opensearch_client) -> None:
     plugins = {p["component"] for p in opensearch_client.cat.plugins(format="json")}
     if "analysis-nori" not in plugins:
-        pytest.skip(f"analysis-nori not installed on this node (plugins: {sorted(plugins)})")
+        message = f"analysis-nori not installed on this node (plugins: {sorted(plugins)}); it needs javac at assembly"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     res = opensearch_client.indices.analyze(body={"analyzer": "nori", "text": "임대인이 보증금을 반환하지 않았다"})
     tokens = [t["token"] for t in res["tokens"]]
     assert "반환" in tokens and "보증" in tokens, tokens
@@ -106,12 +109,14 @@ def test_nori_analyzer(opensearch_client) -> None:
 
 
 def test_cli_status_reports_the_node(opensearch_url) -> None:
-    if os.environ.get("KSEARCH_OPENSEARCH_URL"):
-        pytest.skip("node given by KSEARCH_OPENSEARCH_URL, not managed by `ksearch opensearch`")
+    """`status` prints the managed node's URL; a node given by KSEARCH_OPENSEARCH_URL is never claimed as managed."""
     from typer.testing import CliRunner
 
     from ksearch.opensearch_cli import opensearch_app
 
     result = CliRunner().invoke(opensearch_app, ["status"])
+    if os.environ.get("KSEARCH_OPENSEARCH_URL"):
+        assert result.exit_code in (0, 1), result.output  # a managed node may or may not run beside it
+        return
     assert result.exit_code == 0, result.output
     assert result.output.strip() == opensearch_url

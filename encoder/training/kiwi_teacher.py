@@ -8,18 +8,13 @@ expansions without a pretrained Korean masked-LM.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 
-def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6, cache: Path | None = None) -> dict[int, list[tuple[int, float]]]:
+def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6) -> dict[int, list[tuple[int, float]]]:
     """token id -> [(neighbour token id, cosine score)] for vocabulary words Kiwi knows."""
-    if cache and cache.is_file():
-        raw = json.loads(cache.read_text(encoding="utf-8"))
-        return {int(k): [tuple(x) for x in v] for k, v in raw.items()}
     from encoder.segmentation import _kiwi
 
     kiwi = _kiwi()
@@ -41,9 +36,6 @@ def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6
                 break
         if out:
             graph[token_id] = out
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(graph), encoding="utf-8")
     return graph
 
 

@@ -81,42 +81,12 @@ def prepare(config: TrainConfig) -> Path:
 
 def fit(config: TrainConfig, prepared: Path) -> Path:
     """The torch part: build + distil (stage 1) when asked, contrastive (stage 2), export the model folder."""
-    from transformers import AutoTokenizer
-
     started = time.time()
     seed_everything(config.seed)
     manifest = json.loads((prepared / "prepared.json").read_text(encoding="utf-8"))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if manifest["building"]:
-        from transformers import BertConfig, BertForMaskedLM
-
-        from encoder.training.distill import distill_expansions
-        from encoder.training.kiwi_teacher import ExpansionTeacher
-
-        base = config.base
-        tokenizer = AutoTokenizer.from_pretrained(prepared / "tokenizer")
-        bert = BertConfig(vocab_size=len(tokenizer), hidden_size=base.hidden_size, num_hidden_layers=base.num_layers,
-                          num_attention_heads=base.num_heads, intermediate_size=base.intermediate_size,
-                          max_position_embeddings=max(128, base.max_length), pad_token_id=tokenizer.pad_token_id,
-                          type_vocab_size=1, tie_word_embeddings=True)
-        model = BertForMaskedLM(bert)
-        raw_graph = json.loads((prepared / "neighbours.json").read_text(encoding="utf-8"))
-        graph = {int(k): [tuple(x) for x in v] for k, v in raw_graph.items()}
-        teacher = ExpansionTeacher(graph, len(tokenizer), tokenizer.all_special_ids)
-        start_dir = config.work_dir / "stage1"
-        marker = start_dir / "stage1.json"
-        stage1_key = json.loads(config.base.model_dump_json()) | json.loads(config.distill.model_dump_json()) | {"seed": config.seed}
-        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == stage1_key:
-            log.info("stage 1 checkpoint %s matches the config: reusing it", start_dir)
-        else:
-            texts = json.loads((prepared / "distill_texts.json").read_text(encoding="utf-8"))
-            distill_expansions(model, tokenizer, teacher, texts, steps=config.distill.steps,
-                               batch_size=config.distill.batch_size, learning_rate=config.distill.learning_rate,
-                               random_bag_share=config.distill.random_bag_share, max_length=base.max_length,
-                               seed=config.seed, device=device, sampled_columns=config.distill.sampled_columns)
-            model.cpu().save_pretrained(start_dir, safe_serialization=True)
-            tokenizer.save_pretrained(start_dir)
-            marker.write_text(json.dumps(stage1_key), encoding="utf-8")
+        start_dir = _stage1(config, prepared, device)
     else:
         from encoder.model_resolution import resolve_model
 
@@ -132,6 +102,40 @@ def fit(config: TrainConfig, prepared: Path) -> Path:
     segmentation = manifest["segmentation"]
     export_model(final, config, KiwiSegmenter.from_config(segmentation), started)
     return config.output_dir
+
+
+def _stage1(config: TrainConfig, prepared: Path, device: str) -> Path:
+    """Build the BERT and distil Kiwi expansions into it; reuse a checkpoint made with the same settings."""
+    start_dir = config.work_dir / "stage1"
+    marker = start_dir / "stage1.json"
+    stage1_key = json.loads(config.base.model_dump_json()) | json.loads(config.distill.model_dump_json()) | {"seed": config.seed}
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == stage1_key:
+        log.info("stage 1 checkpoint %s matches the config: reusing it", start_dir)
+        return start_dir
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from encoder.training.distill import distill_expansions
+    from encoder.training.kiwi_teacher import ExpansionTeacher
+
+    base = config.base
+    tokenizer = AutoTokenizer.from_pretrained(prepared / "tokenizer")
+    bert = BertConfig(vocab_size=len(tokenizer), hidden_size=base.hidden_size, num_hidden_layers=base.num_layers,
+                      num_attention_heads=base.num_heads, intermediate_size=base.intermediate_size,
+                      max_position_embeddings=max(128, base.max_length), pad_token_id=tokenizer.pad_token_id,
+                      type_vocab_size=1, tie_word_embeddings=True)
+    model = BertForMaskedLM(bert)
+    raw_graph = json.loads((prepared / "neighbours.json").read_text(encoding="utf-8"))
+    graph = {int(k): [tuple(x) for x in v] for k, v in raw_graph.items()}
+    teacher = ExpansionTeacher(graph, len(tokenizer), tokenizer.all_special_ids)
+    texts = json.loads((prepared / "distill_texts.json").read_text(encoding="utf-8"))
+    distill_expansions(model, tokenizer, teacher, texts, steps=config.distill.steps,
+                       batch_size=config.distill.batch_size, learning_rate=config.distill.learning_rate,
+                       random_bag_share=config.distill.random_bag_share, max_length=base.max_length,
+                       seed=config.seed, device=device, sampled_columns=config.distill.sampled_columns)
+    model.cpu().save_pretrained(start_dir, safe_serialization=True)
+    tokenizer.save_pretrained(start_dir)
+    marker.write_text(json.dumps(stage1_key), encoding="utf-8")
+    return start_dir
 
 
 def collect_triples(config: TrainConfig, segment) -> tuple[list[Triple], SampleCollection | None]:

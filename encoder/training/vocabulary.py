@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 
 from encoder.segmentation import DEFAULT_KEEP_TAGS, KiwiSegmenter
 
@@ -93,7 +92,3 @@ def build_tokenizer(vocab: list[str], max_length: int):
         tokenizer_object=raw, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
         mask_token="[MASK]", model_max_length=max_length, model_input_names=["input_ids", "attention_mask"],
     )
-
-
-def save_vocabulary(vocab: list[str], path: Path) -> None:
-    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
