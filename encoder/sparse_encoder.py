@@ -21,6 +21,7 @@ from encoder.segmentation import KiwiSegmenter
 log = logging.getLogger(__name__)
 
 MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, "pre_segmentation": ...}
+PRECISIONS = ("fp32", "bf16", "int8")  # bf16: autocast; int8: dynamic quantisation of every Linear (CPU only)
 _LOGIT_CHUNK_BYTES = 64 * 2**20  # memory for one slice of [positions x vocab] logits
 
 
@@ -68,7 +69,9 @@ class SparseEncoder:
         query_pruning: Pruning | None = None,
         batch_size: int = 32,
         segmenter: KiwiSegmenter | None = None,
+        precision: str = "fp32",
     ) -> None:
+        self.precision = _check_precision(precision, torch.device(device))
         self.model = model.eval().to(device)
         self.segmenter = segmenter  # applied before the tokenizer when the model folder asks for it
         self.tokenizer = tokenizer
@@ -80,6 +83,8 @@ class SparseEncoder:
         self.batch_size = batch_size
         self.truncated_count = 0  # texts cut at max_length since load (the ingest worker chunks first)
         self._projection = _defer_output_projection(self.model)
+        if self.precision == "int8":
+            self._quantize_int8()
         accepted = inspect.signature(self.model.forward).parameters
         self._input_names = [n for n in tokenizer.model_input_names if n in accepted]
         vocab = tokenizer.get_vocab()
@@ -99,8 +104,13 @@ class SparseEncoder:
         document_pruning: Pruning | str | None = None,
         query_pruning: Pruning | str | None = None,
         batch_size: int = 32,
+        precision: str | None = None,
     ) -> "SparseEncoder":
-        """Load a masked-LM and its tokenizer from a local folder or the local HF cache (never the network)."""
+        """Load a masked-LM and its tokenizer from a local folder or the local HF cache (never the network).
+
+        `precision` None takes the model folder's measured CPU default (`cpu_precision` in ksearch.json,
+        used only where this CPU runs it natively), else fp32.
+        """
         from transformers import AutoModelForMaskedLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -125,6 +135,7 @@ class SparseEncoder:
             query_pruning=as_pruning(query_pruning, "query_pruning"),
             batch_size=batch_size,
             segmenter=KiwiSegmenter.from_config(settings.get("pre_segmentation")),
+            precision=precision or default_precision(settings.get("cpu_precision"), device),
         )
 
     # ------------------------------------------------------------------ public API
@@ -187,17 +198,28 @@ class SparseEncoder:
                 results[i] = vector
         return results
 
+    def _quantize_int8(self) -> None:
+        """Replace every Linear (the deferred vocabulary projection included) by its int8 dynamic version."""
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao.quantization announces a move to torchao; it still works
+            warnings.simplefilter("ignore")
+            self.model = torch.ao.quantization.quantize_dynamic(self.model, {nn.Linear}, dtype=torch.qint8)
+        deferred = [m for m in self.model.modules() if isinstance(m, _DeferredProjection)]
+        self._projection = deferred[0].linear if deferred else None
+
     @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> list[dict[str, float]]:
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         inputs = {k: enc[k].to(self.device) for k in self._input_names if k in enc}
         mask = inputs["attention_mask"].bool()
-        states = self.model(**inputs).logits
-        if self._projection is not None and states.shape[-1] == self._projection.in_features:
-            pooled = self._max_pool_projected(states, mask)
-        else:  # a model whose head we could not split: plain logits, masked max
-            pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-        weights = torch.log1p(torch.relu(pooled))  # monotone, so max-then-activate == activate-then-max
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            states = self.model(**inputs).logits
+            if self._projection is not None and states.shape[-1] == self._projection.in_features:
+                pooled = self._max_pool_projected(states, mask)
+            else:  # a model whose head we could not split: plain logits, masked max
+                pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        weights = torch.log1p(torch.relu(pooled.float()))  # monotone, so max-then-activate == activate-then-max
         weights[:, self._special_ids] = 0
         return [self._to_dict(row) for row in weights.float().cpu()]
 
@@ -219,6 +241,41 @@ class SparseEncoder:
         order = torch.argsort(values, descending=True)
         names = self.feature_names
         return {names[i]: float(v) for i, v in zip(ids[order].tolist(), values[order].tolist())}
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` runs bf16 matrix products natively (CPUs with AVX512-BF16/AMX, CUDA GPUs with bf16)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:  # private but stable since torch 1.10; without it bf16 on CPU is emulated and slower than fp32
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def native_int8() -> bool:
+    """Whether torch has a CPU backend for int8 dynamic quantisation here (fbgemm/x86 or qnnpack)."""
+    return any(e in torch.backends.quantized.supported_engines for e in ("x86", "fbgemm", "qnnpack"))
+
+
+def default_precision(model_default: str | Sequence[str] | None, device: torch.device | str) -> str:
+    """The first of the model folder's measured CPU precisions that this machine runs natively, else fp32."""
+    if torch.device(device).type != "cpu" or not model_default:
+        return "fp32"
+    runs_natively = {"fp32": lambda: True, "bf16": lambda: native_bf16("cpu"), "int8": native_int8}
+    for precision in [model_default] if isinstance(model_default, str) else model_default:
+        if precision in runs_natively and runs_natively[precision]():
+            return precision
+    return "fp32"
+
+
+def _check_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError("int8 dynamic quantisation runs on CPU only; use fp32 or bf16 on a GPU")
+    return precision
 
 
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:

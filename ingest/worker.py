@@ -54,8 +54,10 @@ class IngestReport:
 
 
 def model_fingerprint(encoder) -> str:
-    """What of the encoder makes a stored vector reusable: model, vocabulary, document pruning."""
-    return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}"
+    """What of the encoder makes a stored vector reusable: model, vocabulary, document pruning, precision."""
+    precision = getattr(encoder, "precision", "fp32")
+    suffix = "" if precision == "fp32" else f"|{precision}"  # fp32 fingerprints stay what they were before precisions
+    return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}{suffix}"
 
 
 def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> list[SourceDocument]:

@@ -83,23 +83,30 @@ def bench_encode(
     tokens: Annotated[int, typer.Option(help="Target passage length in tokens.")] = 48,
     repeats: Annotated[int, typer.Option(min=1, help="Runs per variant; the median is reported.")] = 1,
     corpus: Annotated[Path, typer.Option(help="Passages are cut from this JSONL corpus when it exists.")] = Path("sample_data/corpus.jsonl"),
+    parity: Annotated[bool, typer.Option(help="Also index the sample corpus with each variant and compare test-split "
+                                              "nDCG@10 with fp32 (needs sample_data/).")] = True,
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/encode.json"),
 ) -> None:
     """Card loop vs batched vs optimised encoders: passages/s, peak memory, ratio, parity."""
-    from ksearch.benchmarks.encode import run_encode_bench
+    from ksearch.benchmarks.encode import meets_target, run_encode_bench
+    from ksearch.benchmarks.parity import ParityData
 
     if not seed_sized and model is None:
         from ksearch.settings import get_settings
 
         model = get_settings().model
-    result = run_encode_bench(model, seed_sized, passages, batch_size, tokens, corpus, repeats)
-    table = Table(title=f"encode: {result['model']} | {result['passages']} passages, ~{result['mean_tokens']:.0f} tokens | {result['hardware']}")
-    for col in ("variant", "passages/s", "x card loop", "peak RSS MiB", "peak extra MiB", "top-20 overlap"):
+    result = run_encode_bench(model, seed_sized, passages, batch_size, tokens, corpus, repeats,
+                              parity=ParityData.sample() if parity else None)
+    table = Table(title=f"encode: {result['model']} | {result['passages']} passages, ~{result['mean_tokens']:.0f} tokens | "
+                        f"{result['hardware']} | default precision {result['default_precision']}")
+    for col in ("variant", "passages/s", "x card loop", "peak RSS MiB", "peak extra MiB", "top-20 overlap", "nDCG@10",
+                "parity", "target"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for v in result["variants"]:
-        overlap = "-" if v["top20_overlap_vs_fp32"] is None else f"{v['top20_overlap_vs_fp32']:.3f}"
-        table.add_row(v["name"], f"{v['passages_per_s']:.2f}",
-                      f"{v['speedup_vs_card']:.2f}", f"{v['peak_rss_mb']:.0f}", f"{v['peak_extra_mb']:.0f}", overlap)
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        table.add_row(v["name"], f"{v['passages_per_s']:.2f}", f"{v['speedup_vs_card']:.2f}", f"{v['peak_rss_mb']:.0f}",
+                      f"{v['peak_extra_mb']:.0f}", fmt(v["top20_overlap_vs_fp32"]), fmt(v["ndcg_at_10"]),
+                      fmt(v["ndcg_parity_vs_fp32"]), "met" if meets_target(v) else "-")
     console.print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")

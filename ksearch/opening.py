@@ -15,6 +15,7 @@ def load_encoder(model: str | None = None):
         document_pruning=settings.document_pruning,
         query_pruning=settings.query_pruning,
         batch_size=settings.batch_size,
+        precision=settings.precision,
     )
 
 

@@ -37,7 +37,7 @@ def test_encode_without_any_model_says_how_to_get_one(tmp_path, monkeypatch):
 def test_bench_encode_writes_results(tiny_model_dir, tmp_path):
     out = tmp_path / "encode.json"
     result = runner.invoke(app, ["bench", "encode", "--model", str(tiny_model_dir), "--passages", "8", "--out", str(out),
-                                 "--corpus", str(tmp_path / "none.jsonl")])
+                                 "--corpus", str(tmp_path / "none.jsonl"), "--no-parity"])
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     names = [v["name"] for v in doc["variants"]]
@@ -45,3 +45,5 @@ def test_bench_encode_writes_results(tiny_model_dir, tmp_path):
     fp32 = next(v for v in doc["variants"] if "fp32" in v["name"])
     assert fp32["passages_per_s"] > 0 and fp32["top20_overlap_vs_fp32"] == 1.0
     assert doc["passages"] == 8
+    assert {v["precision"] for v in doc["variants"]} == {None, "fp32", "int8", "bf16"}
+    assert doc["default_precision"] == "fp32" and doc["parity"] is None  # the tiny model declares no cpu_precision

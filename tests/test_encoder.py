@@ -137,6 +137,41 @@ def test_query_and_document_pruning_are_separate(tiny_model_dir):
     assert min(d.values()) >= 0.9 * max(d.values())
 
 
+def test_unknown_or_impossible_precisions_are_refused(tiny_model_dir):
+    with pytest.raises(ValueError, match="unknown precision 'fp8'.*fp32, bf16, int8"):
+        SparseEncoder.load(tiny_model_dir, precision="fp8")
+    with pytest.raises(ValueError, match="int8 dynamic quantisation runs on CPU only"):
+        SparseEncoder.load(tiny_model_dir, device="cuda", precision="int8")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_every_precision_encodes_any_masked_lm(arch, precision, tiny_model_dirs):
+    enc = SparseEncoder.load(tiny_model_dirs[arch], device="cpu", precision=precision)
+    vectors = enc.encode_documents(TEXTS)
+    assert enc.precision == precision and all(vectors)
+    assert all(w > 0 and math.isfinite(w) for v in vectors for w in v.values())
+    assert all(list(v.values()) == sorted(v.values(), reverse=True) for v in vectors)
+
+
+def test_default_precision_is_the_first_measured_one_this_machine_runs(monkeypatch):
+    from encoder import sparse_encoder as se
+
+    assert se.default_precision(None, "cpu") == "fp32"
+    assert se.default_precision(["bf16", "int8"], "cuda") == "fp32"  # measured for CPUs only
+    monkeypatch.setattr(se, "native_bf16", lambda device: True)
+    assert se.default_precision(["bf16", "int8"], "cpu") == "bf16"
+    monkeypatch.setattr(se, "native_bf16", lambda device: False)
+    assert se.default_precision(["bf16", "int8"], "cpu") == "int8"
+    assert se.default_precision("bf16", "cpu") == "fp32"
+    monkeypatch.setattr(se, "native_int8", lambda: False)
+    assert se.default_precision(["bf16", "int8"], "cpu") == "fp32"
+
+
+def test_a_model_folder_without_cpu_precision_loads_as_fp32(tiny_model_dir):
+    assert SparseEncoder.load(tiny_model_dir, device="cpu").precision == "fp32"
+
+
 def test_top_tokens_match_card_get_top_tokens(encoders, tiny_model_dirs):
     enc = encoders["bert"]
     want = sorted(card_reference(tiny_model_dirs["bert"], TEXTS[1]).items(), key=lambda kv: -kv[1])[:5]

@@ -123,3 +123,18 @@ def test_chunking_fits_overlaps_and_numbers(tmp_path, encoder):
     assert report.deleted_stale == len(pieces) - 1
     assert index.content_hashes().keys() == {"LONG#0"}
     assert index.get_passages(["LONG#0"])[0].text == KOREAN_SENTENCES[1]
+
+
+def test_a_new_precision_re_encodes_once_and_fp32_fingerprints_are_unchanged(tmp_path, encoder, tiny_model_dir):
+    from ingest.worker import model_fingerprint
+
+    assert model_fingerprint(encoder) == f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}"
+    path = _write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    index = _index(tmp_path, encoder)
+    assert ingest_path(path, index, encoder, progress=False).written == 3
+    bf16 = SparseEncoder.load(tiny_model_dir, device="cpu", precision="bf16")
+    assert model_fingerprint(bf16).endswith("|bf16")
+    first = ingest_path(path, index, bf16, progress=False)
+    assert (first.written, first.skipped_unchanged, index.count()) == (3, 0, 3)
+    again = ingest_path(path, index, bf16, progress=False)
+    assert (again.written, again.skipped_unchanged, index.count()) == (0, 3, 3)

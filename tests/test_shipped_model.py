@@ -67,3 +67,22 @@ def test_default_pruning_keeps_vectors_sparse(shipped):
 
 def test_the_shipped_model_id_that_indexes_record_loads_again():
     assert SparseEncoder.load("ksearch/ksearch-ko-sparse").model_id == "ksearch/ksearch-ko-sparse"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_faster_precisions_keep_the_fp32_ranking_tokens(precision):
+    fp32 = SparseEncoder.load(SHIPPED_MODEL_DIR, device="cpu", precision="fp32")
+    fast = SparseEncoder.load(SHIPPED_MODEL_DIR, device="cpu", precision=precision)
+    assert (fp32.precision, fast.precision) == ("fp32", precision)
+    texts = list(PROBES) + ["임대인은 임대차 계약이 끝나면 임차인에게 보증금을 반환해야 한다."]
+    for a, b in zip(fp32.encode_queries(texts), fast.encode_queries(texts)):
+        top_a, top_b = set(list(a)[:10]), set(list(b)[:10])
+        assert len(top_a & top_b) >= 8, (precision, list(a)[:10], list(b)[:10])
+        shared = top_a & top_b
+        assert max(abs(a[t] - b[t]) for t in shared) < 0.1
+
+
+def test_the_shipped_model_declares_its_measured_cpu_precisions():
+    settings = json.loads((SHIPPED_MODEL_DIR / "ksearch.json").read_text(encoding="utf-8"))
+    assert settings["cpu_precision"] == ["bf16", "int8"]
+    assert SparseEncoder.load(SHIPPED_MODEL_DIR, device="cpu").precision in ("bf16", "int8", "fp32")

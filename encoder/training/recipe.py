@@ -161,7 +161,7 @@ def train(config: TrainConfig) -> Path:
 
 
 def export_model(model_dir: Path, config: TrainConfig, segmenter: KiwiSegmenter | None, started: float) -> None:
-    """Copy the HF files to output_dir and record max length, segmentation, pruning and the recipe."""
+    """Copy the HF files to output_dir and record max length, segmentation, pruning, CPU precision and the recipe."""
     out = config.output_dir
     if out.exists():
         shutil.rmtree(out)
@@ -182,6 +182,8 @@ def export_model(model_dir: Path, config: TrainConfig, segmenter: KiwiSegmenter 
         settings["document_pruning"] = config.document_pruning
     if config.query_pruning:
         settings["query_pruning"] = config.query_pruning
+    if config.cpu_precision:
+        settings["cpu_precision"] = config.cpu_precision
     (out / MODEL_SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     recipe = {"config": json.loads(config.model_dump_json()), "train_seconds": round(time.time() - started),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch": torch.__version__}

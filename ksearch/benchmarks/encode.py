@@ -13,8 +13,11 @@ from pathlib import Path
 import torch
 
 from encoder import SparseEncoder
+from encoder.sparse_encoder import native_bf16
 from ksearch.benchmarks.measure import measure
+from ksearch.benchmarks.parity import ParityData
 
+SPEEDUP_TARGET, PARITY_TARGET = 3.0, 0.99
 SEED_SIZED = dict(hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152, vocab_size=49_999)
 _FALLBACK_TEXT = (
     "임대인은 임대차 계약이 끝나면 임차인에게 보증금을 돌려주어야 하며, 돌려주지 않으면 임차권등기명령을 신청할 수 있다. "
@@ -32,6 +35,9 @@ class VariantResult:
     speedup_vs_card: float
     top20_overlap_vs_fp32: float | None
     note: str = ""
+    precision: str | None = None  # None: the card's loop (fp32)
+    ndcg_at_10: float | None = None  # sparse nDCG@10 of an index built and queried with this variant
+    ndcg_parity_vs_fp32: float | None = None
 
 
 def seed_sized_modernbert() -> tuple[torch.nn.Module, object]:
@@ -58,16 +64,28 @@ def seed_sized_modernbert() -> tuple[torch.nn.Module, object]:
     return AutoModelForMaskedLM.from_config(config).eval(), tokenizer
 
 
-def benchmark_texts(tokenizer, count: int, target_tokens: int, corpus: Path | None) -> list[str]:
-    """`count` passages of about `target_tokens` tokens, cut from the sample corpus when present."""
+def benchmark_texts(tokenizer, count: int, target_tokens: int, corpus: Path | None, segmenter=None) -> list[str]:
+    """`count` passages of about `target_tokens` model tokens, cut from the sample corpus when present.
+
+    With a pre-segmenting model the tokens are counted after segmentation, as the model sees them.
+    """
     source = []
     if corpus and corpus.is_file():
         source = [json.loads(line)["text"] for line in corpus.open(encoding="utf-8") if line.strip()]
     words = " ".join(source or [_FALLBACK_TEXT] * 50).split()
+    cost: dict[str, int] = {}  # model tokens per source word, counted once
+
+    def tokens_of(word: str) -> int:
+        if word not in cost:
+            text = segmenter.segment([word])[0] if segmenter else word
+            cost[word] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return cost[word]
+
     texts, start = [], 0
     while len(texts) < count:
-        end = start + 1
-        while end < start + 200 and len(tokenizer(" ".join(words[start:end]))["input_ids"]) < target_tokens:
+        end, used = start, 2  # [CLS] and [SEP]
+        while end < start + 200 and end < len(words) and (end == start or used + tokens_of(words[end]) <= target_tokens):
+            used += tokens_of(words[end])
             end += 1
         texts.append(" ".join(words[start:end]))
         start = end if end < len(words) - 200 else 0
@@ -103,13 +121,13 @@ def top20_overlap(a: list[dict[str, float]], b: list[dict[str, float]]) -> float
 
 def run_encode_bench(
     model_path: str | None, seed_sized: bool, passages: int, batch_size: int, target_tokens: int,
-    corpus: Path | None, repeats: int = 1,
+    corpus: Path | None, repeats: int = 1, parity: ParityData | None = None,
 ) -> dict:
-    """Measure every variant on the same passages; return the result document."""
+    """Measure every variant on the same passages (and, given `parity`, its nDCG@10 vs fp32); return the result document."""
     if seed_sized:
         model, tokenizer = seed_sized_modernbert()
-        label, max_length = "seed-sized ModernBERT (random weights, 149M params, vocab 49,999)", 64
-        make = lambda m: SparseEncoder(m, tokenizer, model_id="seed-sized", max_length=64, batch_size=batch_size)  # noqa: E731
+        label, max_length, segmenter, pruning = "seed-sized ModernBERT (random weights, 149M params, vocab 49,999)", 64, None, {}
+        default = "fp32"
     else:
         base = SparseEncoder.load(model_path, device="cpu", batch_size=batch_size)
         from transformers import AutoModelForMaskedLM
@@ -118,35 +136,40 @@ def run_encode_bench(
 
         model = AutoModelForMaskedLM.from_pretrained(resolve_model(model_path)[1], local_files_only=True,
                                                      dtype=torch.float32).eval()
-        tokenizer, label, max_length = base.tokenizer, base.model_id, base.max_length
-        make = lambda m: SparseEncoder(m, tokenizer, model_id=label, max_length=max_length, batch_size=batch_size,  # noqa: E731
-                                       segmenter=base.segmenter)
-    texts = benchmark_texts(tokenizer, passages, target_tokens, corpus)
+        tokenizer, label, max_length, segmenter = base.tokenizer, base.model_id, base.max_length, base.segmenter
+        pruning = {"document_pruning": base.document_pruning, "query_pruning": base.query_pruning}
+        default = base.precision
+
+    def make(precision: str, size: int = batch_size) -> SparseEncoder:
+        return SparseEncoder(copy.deepcopy(model), tokenizer, model_id=label, max_length=max_length, batch_size=size,
+                             segmenter=segmenter, precision=precision, **pruning)
+
+    texts = benchmark_texts(tokenizer, passages, target_tokens, corpus, segmenter)
     n_params = sum(p.numel() for p in model.parameters())
-    variants: list[tuple[str, Callable[[], object], str]] = []
-
-    model_texts = base.model_text(texts) if not seed_sized else texts  # the card's loop sees what the tokenizer sees
-    variants.append(("card loop", lambda: card_loop(model, tokenizer, model_texts, max_length), ""))
-    fp32 = make(copy.deepcopy(model))
-    variants.append((f"batched fp32 (b={batch_size})", lambda: fp32.encode_documents(texts), ""))
-    try:
-        import warnings
-
-        warnings.filterwarnings("ignore", message=".*quantize.*deprecated", category=UserWarning)
-        int8_model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
-        int8 = make(int8_model)
-        variants.append((f"batched int8 dynamic (b={batch_size})", lambda: int8.encode_documents(texts),
-                         "torch dynamic quantisation of every Linear layer"))
-    except Exception as exc:  # quantisation backends differ between torch builds
-        variants.append(("batched int8 dynamic", None, f"unavailable: {exc}"))
+    model_texts = segmenter.segment(texts) if segmenter else texts  # the card's loop sees what the tokenizer sees
+    bf16_note = "torch.autocast bfloat16" + ("" if native_bf16("cpu") else " (emulated: this CPU has no native bf16)")
+    variants: list[tuple[str, str | None, Callable[[], SparseEncoder] | None, str]] = [
+        ("card loop", None, None, "the model card's encode(), one text at a time, fp32"),
+        (f"batched fp32 (b={batch_size})", "fp32", lambda: make("fp32"), "length-sorted batches, projection skips padding"),
+        (f"batched int8 dynamic (b={batch_size})", "int8", lambda: make("int8"), "torch dynamic quantisation of every Linear"),
+        (f"batched bf16 (b={batch_size})", "bf16", lambda: make("bf16"), bf16_note),
+        ("batched bf16 (b=128)", "bf16", lambda: make("bf16", 128), bf16_note),
+    ]
 
     results: list[VariantResult] = []
     reference = None
     card_rate = None
-    for name, fn, note in variants:
-        if fn is None:
-            results.append(VariantResult(name, 0.0, 0.0, 0.0, 0.0, 0.0, None, note))
-            continue
+    for name, precision, build, note in variants:
+        if build is None:
+            fn = lambda: card_loop(model, tokenizer, model_texts, max_length)  # noqa: E731
+            encoder = None
+        else:
+            try:
+                encoder = build()
+            except (RuntimeError, ValueError) as exc:  # quantisation backends differ between torch builds
+                results.append(VariantResult(name, 0.0, 0.0, 0.0, 0.0, 0.0, None, f"unavailable: {exc}", precision))
+                continue
+            fn = lambda encoder=encoder: encoder.encode_documents(texts)  # noqa: E731
         fn_out, m = measure(fn)  # warm-up and first measurement
         times = [m.seconds]
         for _ in range(repeats - 1):
@@ -157,22 +180,38 @@ def run_encode_bench(
         rate = len(texts) / seconds
         card_rate = card_rate or rate
         overlap = None
-        if name != "card loop":
+        if encoder is not None:
             reference = reference or fn_out
             overlap = top20_overlap(reference, fn_out)
-        results.append(VariantResult(name, rate, seconds, m.peak_rss_mb, m.peak_extra_mb, rate / card_rate, overlap, note))
+        results.append(VariantResult(name, rate, seconds, m.peak_rss_mb, m.peak_extra_mb, rate / card_rate, overlap, note,
+                                     precision))
+        if encoder is not None and parity is not None and not seed_sized:
+            results[-1].ndcg_at_10 = parity.ndcg_at_10(encoder)
+    fp32_ndcg = next((r.ndcg_at_10 for r in results if r.precision == "fp32" and r.ndcg_at_10 is not None), None)
+    for r in results:
+        if fp32_ndcg and r.ndcg_at_10 is not None:
+            r.ndcg_parity_vs_fp32 = r.ndcg_at_10 / fp32_ndcg
 
     return {
         "benchmark": "encode",
         "model": label,
         "parameters": n_params,
         "passages": len(texts),
-        "mean_tokens": statistics.fmean(len(tokenizer(t)["input_ids"]) for t in texts),
+        "mean_tokens": statistics.fmean(len(tokenizer(t)["input_ids"]) for t in model_texts),
         "max_length": max_length,
         "torch_threads": torch.get_num_threads(),
+        "default_precision": default,
+        "parity": parity.describe() if parity is not None and not seed_sized else None,
+        "target": {"speedup_vs_card": SPEEDUP_TARGET, "ndcg_parity": PARITY_TARGET},
         "hardware": hardware_string(),
         "variants": [asdict(r) for r in results],
     }
+
+
+def meets_target(variant: dict) -> bool:
+    """>= 3x the card loop at >= 0.99 of fp32's nDCG@10 (the issue's encoder target)."""
+    parity = variant.get("ndcg_parity_vs_fp32")
+    return variant["speedup_vs_card"] >= SPEEDUP_TARGET and parity is not None and parity >= PARITY_TARGET
 
 
 def hardware_string() -> str:

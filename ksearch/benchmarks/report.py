@@ -13,6 +13,27 @@ def _load(results: Path, name: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _encode_section(e: dict) -> list[str]:
+    from ksearch.benchmarks.encode import meets_target
+
+    fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+    lines = [f"## Encoding ({e['model']}, {e['passages']} passages of ~{e['mean_tokens']:.0f} model tokens)", "",
+             "| variant | passages/s | x card loop | peak extra MiB | top-20 overlap vs fp32 | nDCG@10 | parity vs fp32 | "
+             "target |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for v in e["variants"]:
+        lines.append(f"| {v['name']} | {v['passages_per_s']:.1f} | {v['speedup_vs_card']:.2f} | {v['peak_extra_mb']:.0f} | "
+                     f"{fmt(v['top20_overlap_vs_fp32'])} | {fmt(v.get('ndcg_at_10'))} | {fmt(v.get('ndcg_parity_vs_fp32'))} | "
+                     f"{'met' if meets_target(v) else '-'} |")
+    met = [v["name"] for v in e["variants"] if meets_target(v)]
+    lines += ["", f"Target >= {e['target']['speedup_vs_card']:.0f}x the card's loop at >= {e['target']['ndcg_parity']} "
+              f"nDCG@10 parity: **{'met' if met else 'not met'}**{' by ' + ', '.join(met) if met else ''}. "
+              f"This machine's default precision for the model: **{e['default_precision']}** (the model folder's "
+              "`cpu_precision`, first one the CPU runs natively; `KSEARCH_PRECISION` overrides)."]
+    if e.get("parity"):
+        lines.append(f"Parity: {e['parity']['metric']}, {e['parity']['split']} split of {e['parity']['queries']}.")
+    return lines
+
+
 def _query_section(q: dict) -> list[str]:
     lines = [f"## Query latency (`{q['queries']}` {q['split']} queries x {q['rounds']}, k={q['k']})", "",
              "| backend | mode | encode p50 | search p50 | total p50 | total p90 | total p99 | QPS 1 client | "
@@ -130,10 +151,7 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
     if encode:
-        lines += ["## Encoding", "", f"`bench/results/encode-shipped.json`: {encode['model']}, {encode['passages']} passages, "
-                  f"{encode['hardware']}.", "", "| variant | passages/s | x card loop |", "| --- | ---: | ---: |"]
-        lines += [f"| {v['name']} | {v['passages_per_s']:.1f} | {v['speedup_vs_card']:.2f} |" for v in encode["variants"]]
-        lines.append("")
+        lines += _encode_section(encode) + [""]
     for data, section in ((query, _query_section), (ingest, _ingest_section), (scale, _scale_section)):
         if data:
             lines += section(data) + [""]
