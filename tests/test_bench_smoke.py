@@ -61,7 +61,7 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     scale = json.loads((out / "scale.json").read_text(encoding="utf-8"))
     assert [s["passages"] for s in scale["sizes"]] == [300, 600]
     for size in scale["sizes"]:
-        assert {"exact_library_ms", "exact_inverted_ms", "csr_mb", "mean_nonzero"} <= set(size)
+        assert {"exact_index_ms", "exact_full_matrix_ms", "csr_mb", "mean_nonzero"} <= set(size)
         if "approximate" in size:
             assert 0.0 <= size["approximate"]["recall_at_10"] <= 1.0
     assert "growth_vs_previous" in scale["sizes"][1]
@@ -77,7 +77,7 @@ def test_exact_kernels_agree_with_each_other():
     import numpy as np
     from scipy import sparse
 
-    from ksearch.benchmarks.exact_scoring import inverted_top_k, library_top_k
+    from ksearch.benchmarks.exact_scoring import full_matrix_top_k, index_top_k
     from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
 
     rng = np.random.default_rng(1)
@@ -86,7 +86,7 @@ def test_exact_kernels_agree_with_each_other():
     m = synthetic_matrix(real_distribution(real), 500, seed=3)
     assert m.shape == (500, 50) and m.nnz > 0 and (m.data > 0).all()
     cols, w = np.array([1, 7, 30]), rng.random(3) + 0.1
-    assert library_top_k(m, cols, w, 10) == inverted_top_k(m.tocsc(), cols, w, 10)
+    assert full_matrix_top_k(m, cols, w, 10) == index_top_k(m.tocsc(), cols, w, 10)
 
 
 def test_parity_indexes_with_the_variant_and_scores_judged_queries(tiny_inputs, tiny_model_dir, tmp_path):

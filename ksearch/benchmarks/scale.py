@@ -12,7 +12,7 @@ import numpy as np
 from ksearch.benchmarks.approximate import SeismicParams, SeismicScorer, seismic_available
 from ksearch.benchmarks.bench_data import ensure_index, load_queries
 from ksearch.benchmarks.encode import hardware_string
-from ksearch.benchmarks.exact_scoring import inverted_top_k, library_top_k, matrix_mb
+from ksearch.benchmarks.exact_scoring import full_matrix_top_k, index_top_k, matrix_mb
 from ksearch.benchmarks.latency import percentiles
 from ksearch.benchmarks.measure import measure, rss_bytes
 from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
@@ -49,8 +49,8 @@ def recall_at_k(approx: list[list[int]], exact: list[list[int]], k: int) -> floa
 
 
 def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate: bool, params: SeismicParams,
-               library_queries: int) -> dict:
-    """Exact (library kernel and inverted kernel) and approximate latency, memory and recall on one synthetic corpus."""
+               baseline_queries: int) -> dict:
+    """Exact (index kernel and the full-matrix baseline) and approximate latency, memory and recall on one synthetic corpus."""
     gc.collect()
     base = rss_bytes()
     t0 = time.perf_counter()
@@ -59,10 +59,10 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
     build_s = time.perf_counter() - t0
     row: dict = {"passages": size, "build_seconds": build_s, "mean_nonzero": float(csr.nnz / size),
                  "csr_mb": matrix_mb(csr), "csc_mb": matrix_mb(csc), "rss_extra_mb": (rss_bytes() - base) / 2**20}
-    lib, _ = time_queries(lambda c, w, kk: library_top_k(csr, c, w, kk), queries[:library_queries], k)
-    inv, exact = time_queries(lambda c, w, kk: inverted_top_k(csc, c, w, kk), queries, k)
-    row["exact_library_ms"] = lib  # EmbeddedIndex's kernel: CSR x dense query + full sort of positive scores
-    row["exact_inverted_ms"] = inv  # postings of the query tokens + argpartition
+    full, _ = time_queries(lambda c, w, kk: full_matrix_top_k(csr, c, w, kk), queries[:baseline_queries], k)
+    exact_ms, exact = time_queries(lambda c, w, kk: index_top_k(csc, c, w, kk), queries, k)
+    row["exact_index_ms"] = exact_ms  # EmbeddedIndex's kernel: postings of the query tokens + partitioned top-k
+    row["exact_full_matrix_ms"] = full  # the kernel it replaced: CSR x dense query + full sort
     if approximate:
         scorer, m = measure(lambda: SeismicScorer(csr, params))
         approx_ms, approx = time_queries(scorer.top_k, queries, k)
@@ -76,7 +76,7 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
 
 def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, home: Path,
                     index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
-                    max_queries: int = 200, library_queries: int = 50, approximate: bool = True,
+                    max_queries: int = 200, baseline_queries: int = 50, approximate: bool = True,
                     params: SeismicParams | None = None) -> dict:
     """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
     store = ensure_index(corpus, index_name, encoder, backend="embedded", home=home)
@@ -86,13 +86,13 @@ def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | No
     store.close()
     why_not = seismic_available() if approximate else "not requested"
     params = params or SeismicParams()
-    rows = [bench_size(dist, n, queries, k, why_not is None, params, library_queries) for n in sizes]
+    rows = [bench_size(dist, n, queries, k, why_not is None, params, baseline_queries) for n in sizes]
     for prev, cur in zip(rows, rows[1:]):
         factor = cur["passages"] / prev["passages"]
         cur["growth_vs_previous"] = {
             "size_factor": factor,
-            "exact_inverted_p50_factor": cur["exact_inverted_ms"]["p50"] / max(prev["exact_inverted_ms"]["p50"], 1e-9),
-            "exact_library_p50_factor": cur["exact_library_ms"]["p50"] / max(prev["exact_library_ms"]["p50"], 1e-9),
+            "exact_index_p50_factor": cur["exact_index_ms"]["p50"] / max(prev["exact_index_ms"]["p50"], 1e-9),
+            "exact_full_matrix_p50_factor": cur["exact_full_matrix_ms"]["p50"] / max(prev["exact_full_matrix_ms"]["p50"], 1e-9),
             "memory_factor": cur["csr_mb"] / max(prev["csr_mb"], 1e-9)}
     return {"benchmark": "scale", "model": encoder.model_id, "hardware": hardware_string(),
             "real_index": {"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1]),

@@ -1,4 +1,4 @@
-"""`EmbeddedIndex`: the default backend, exact sparse dot products over a scipy CSR matrix on disk.
+"""`EmbeddedIndex`: the default backend, exact sparse dot products over posting lists built from CSR segments on disk.
 
 On disk (`KSEARCH_HOME/<name>/`): `manifest.json` plus immutable `seg-NNNNNN/` segment folders
 (see `segment.py`) and one `bm25-NNNNNN/` folder. A write adds a segment (replacements simply
@@ -25,6 +25,7 @@ from scipy import sparse
 from retrieval.backends.atomic_files import TEMP_PREFIX
 from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
 from retrieval.backends.manifest import BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
+from retrieval.backends.postings import posting_scores
 from retrieval.backends.segment import Segment, build_segment, read_segment, write_segment
 from retrieval.backends.top_k import top_k_rows
 from retrieval.backends.vector_check import check_vectors
@@ -48,6 +49,7 @@ class _LiveView:
     passages: list[Passage]
     morphemes: list[list[str]]
     matrix: sparse.csr_matrix  # live rows x features
+    postings: sparse.csc_matrix  # the same, column-major: each feature's passages, for scoring
     feature_index: dict[str, int]
     features: list[str]
     row_of: dict[str, int]
@@ -250,8 +252,9 @@ class EmbeddedIndex(SearchBackend):
         matrix = sparse.vstack(blocks, format="csr") if blocks else sparse.csr_matrix((0, len(feature_index)), dtype=np.float32)
         doc_ids = [p.doc_id for p in passages]
         _, doc_codes = np.unique(np.asarray(doc_ids, dtype=str), return_inverse=True) if doc_ids else (None, np.zeros(0, int))
+        matrix = matrix.astype(np.float32)
         self._live = _LiveView(
-            passages=passages, morphemes=morphemes, matrix=matrix.astype(np.float32), feature_index=feature_index,
+            passages=passages, morphemes=morphemes, matrix=matrix, postings=matrix.tocsc(), feature_index=feature_index,
             features=list(feature_index), row_of={p.id: i for i, p in enumerate(passages)},
             doc_codes=np.asarray(doc_codes), domains=np.asarray([p.domain for p in passages], dtype=str),
         )
@@ -296,12 +299,8 @@ class EmbeddedIndex(SearchBackend):
     def sparse_scores(self, query_tokens: Mapping[str, float]) -> np.ndarray:
         """Exact dot product of the query with every live passage (row order of the live view)."""
         view = self._view()
-        q = np.zeros(len(view.features), dtype=np.float64)
-        for name, weight in query_tokens.items():
-            col = view.feature_index.get(name)
-            if col is not None:
-                q[col] = weight
-        return np.asarray(view.matrix @ q, dtype=np.float64)
+        known = [(view.feature_index[name], weight) for name, weight in query_tokens.items() if name in view.feature_index]
+        return posting_scores(view.postings, [c for c, _ in known], [w for _, w in known])
 
     def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
                per_document: bool = True) -> list[Hit]:
