@@ -8,20 +8,12 @@ see the raw text, as before.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from functools import lru_cache
+
+from encoder.kiwi_analysis import analyse
 
 # Content morphemes kept (Kiwi/Sejong tags; irregular variants such as VV-R share the prefix).
 DEFAULT_KEEP_TAGS = ("NNG", "NNP", "NNB", "NR", "SN", "SL", "SH", "VV", "VA", "MAG", "XR")
-_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _kiwi():
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
 
 
 class KiwiSegmenter:
@@ -46,9 +38,10 @@ class KiwiSegmenter:
 
     def segment(self, texts: Sequence[str]) -> list[str]:
         """Segment each text; empty texts stay empty."""
-        with _lock:  # one Kiwi per process; its tokenize is not documented as thread-safe
-            analysed = _kiwi().tokenize(list(texts))
-        return [" ".join(self._words(tokens)) for tokens in analysed]
+        texts = list(texts)
+        todo = [t for t in texts if t.strip()]
+        words = dict(zip(todo, (" ".join(self._words(tokens)) for tokens in analyse(todo))))
+        return [words.get(t, "") for t in texts]
 
     def _words(self, tokens) -> list[str]:
         words: list[str] = []

@@ -2,8 +2,8 @@
 
 Resumable and idempotent: every passage carries a content hash (text + metadata + model, see
 `retrieval.passage.content_hash`); passages whose stored hash matches are skipped, the rest are
-encoded and written `write_batch` at a time (each write is durable on its own), and stored chunks
-a changed document no longer has are deleted. Running the same command again after a crash
+encoded and written `write_batch` at a time (each write is durable on its own; a batch is written
+while the next one is encoded), and stored chunks a changed document no longer has are deleted. Running the same command again after a crash
 therefore finishes the job without duplicating anything.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,17 +125,30 @@ def ingest_path(
     start = time.perf_counter()
     if on_progress is not None:
         on_progress(0, len(todo))
-    with tqdm(total=len(todo), unit="passage", desc="encoding", disable=not progress or not todo, smoothing=0.1) as bar:
+
+    def written(count: int) -> None:
+        report.written += count
+        bar.update(count)
+        if on_batch_written is not None:
+            on_batch_written(report.written)
+        if on_progress is not None:
+            on_progress(report.written, len(todo))
+
+    # One write in flight on a second thread while the next batch is encoded; leaving the `with`
+    # (also on Ctrl-C or an error) waits for it, so every started write is whole before we return.
+    with tqdm(total=len(todo), unit="passage", desc="encoding", disable=not progress or not todo, smoothing=0.1) as bar, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
+        pending: tuple[Future, int] | None = None
         for begin in range(0, len(todo), write_batch):
             batch = todo[begin : begin + write_batch]
             vectors = encoder.encode_documents([p.text for p in batch])
-            backend.add(batch, vectors)
-            report.written += len(batch)
-            bar.update(len(batch))
-            if on_batch_written is not None:
-                on_batch_written(report.written)
-            if on_progress is not None:
-                on_progress(report.written, len(todo))
+            if pending is not None:
+                pending[0].result()  # a failed write stops the run here, before anything later is written
+                written(pending[1])
+            pending = (writer.submit(backend.add, batch, vectors), len(batch))
+        if pending is not None:
+            pending[0].result()
+            written(pending[1])
     backend.finish_writes()
     report.encode_seconds = time.perf_counter() - start  # includes the backend's final flush
     report.rejected = backend.rejected_writes()

@@ -1,4 +1,4 @@
-"""Korean content morphemes with Kiwi, for BM25 (one `Kiwi` per process: it takes ~1 s to build).
+"""Korean content morphemes with Kiwi, for BM25 (the process-wide Kiwi of `encoder.kiwi_analysis`).
 
 Kept (Sejong tags as Kiwi emits them, irregular-conjugation suffixes such as `VV-I` folded):
   NNG/NNP common and proper nouns, NR numerals, VV/VA verb and adjective stems, XR roots,
@@ -9,17 +9,10 @@ Dropped: particles (J*), endings (E*), affixes (XP*/XS*), bound nouns (NNB), pro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
+
+from encoder.kiwi_analysis import KIWI_LOCK, analyse, kiwi
 
 CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SL", "SN", "SH"})
-
-
-@lru_cache(maxsize=1)
-def get_kiwi():
-    """The process-wide Kiwi analyser."""
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
 
 
 def _content(tokens) -> list[str]:
@@ -34,7 +27,7 @@ def content_morphemes(text: str) -> list[str]:
     """The content morphemes of one text, in order (repeats kept: BM25 counts them)."""
     if not text.strip():
         return []
-    return _content(get_kiwi().tokenize(text))
+    return _content(analyse([text])[0])
 
 
 def content_morphemes_many(texts: Iterable[str]) -> list[list[str]]:
@@ -42,7 +35,7 @@ def content_morphemes_many(texts: Iterable[str]) -> list[list[str]]:
     texts = list(texts)
     result: list[list[str]] = [[] for _ in texts]
     todo = [i for i, t in enumerate(texts) if t.strip()]
-    for i, tokens in zip(todo, get_kiwi().tokenize([texts[i] for i in todo])):
+    for i, tokens in zip(todo, analyse([texts[i] for i in todo])):
         result[i] = _content(tokens)
     return result
 
@@ -65,11 +58,12 @@ def _block_end(text: str, start: int, limit: int) -> int:
 
 def sentence_spans(text: str, block_chars: int = SENTENCE_BLOCK_CHARS) -> list[tuple[int, int]]:
     """(start, end) character offsets of the sentences of `text` (Kiwi's `split_into_sents`, block by block)."""
-    kiwi = get_kiwi()
     spans: list[tuple[int, int]] = []
     start = 0
     while start < len(text):
         end = _block_end(text, start, block_chars)
-        spans.extend((start + s.start, start + s.end) for s in kiwi.split_into_sents(text[start:end]))
+        with KIWI_LOCK:
+            sentences = kiwi().split_into_sents(text[start:end])
+        spans.extend((start + s.start, start + s.end) for s in sentences)
         start = end
     return spans

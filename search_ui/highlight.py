@@ -53,10 +53,9 @@ def normalize_token(token: str) -> str:
 
 def kiwi_morphemes(text: str) -> list[Morpheme]:
     """The Kiwi morphemes of `text` with character offsets (the encoder's process-wide Kiwi)."""
-    from encoder.segmentation import _kiwi, _lock
+    from encoder.kiwi_analysis import analyse
 
-    with _lock:
-        tokens = _kiwi().tokenize(text)
+    tokens = analyse([text])[0] if text.strip() else []
     return [Morpheme(t.form, t.start, t.len, t.tag) for t in tokens]
 
 

@@ -138,3 +138,26 @@ def test_a_new_precision_re_encodes_once_and_fp32_fingerprints_are_unchanged(tmp
     assert (first.written, first.skipped_unchanged, index.count()) == (3, 0, 3)
     again = ingest_path(path, index, bf16, progress=False)
     assert (again.written, again.skipped_unchanged, index.count()) == (0, 3, 3)
+
+
+def test_a_failed_background_write_stops_the_run_and_a_rerun_completes_it(tmp_path, encoder, monkeypatch):
+    docs = [{"id": f"D-{i}", "text": f"{KOREAN_SENTENCES[i % len(KOREAN_SENTENCES)]} 문서 번호 {i}"} for i in range(10)]
+    path = _write_jsonl(tmp_path / "docs.jsonl", docs)
+    index = _index(tmp_path, encoder)
+    calls, real_add = [], index.add
+
+    def add_failing_on_third(passages, vectors):
+        calls.append(len(passages))
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real_add(passages, vectors)
+
+    monkeypatch.setattr(index, "add", add_failing_on_third)
+    seen = []
+    with pytest.raises(OSError, match="disk full"):
+        ingest_path(path, index, encoder, progress=False, write_batch=2, on_batch_written=seen.append)
+    assert calls == [2, 2, 2] and seen == [2, 4]  # the 4th batch was encoded but never written
+    assert index.count() == 4
+    monkeypatch.setattr(index, "add", real_add)
+    rerun = ingest_path(path, index, encoder, progress=False, write_batch=2)
+    assert (rerun.written, rerun.skipped_unchanged, index.count()) == (6, 4, 10)

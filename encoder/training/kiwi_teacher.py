@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6) -> dict[int, list[tuple[int, float]]]:
     """token id -> [(neighbour token id, cosine score)] for vocabulary words Kiwi knows."""
-    from encoder.segmentation import _kiwi
+    from encoder.kiwi_analysis import kiwi as process_kiwi
 
-    kiwi = _kiwi()
+    kiwi = process_kiwi()
     index = {w: i for i, w in enumerate(vocab)}
     graph: dict[int, list[tuple[int, float]]] = {}
     for token_id, word in enumerate(tqdm(vocab, desc="kiwi neighbours", unit="word")):

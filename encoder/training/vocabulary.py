@@ -31,9 +31,9 @@ def common_hangul_syllables() -> list[str]:
 
 def kiwi_lexicon(limit: int) -> list[tuple[str, str, int]]:
     """(form, tag, kiwi id) of Kiwi's content morphemes with id < limit, in id (frequency) order."""
-    from encoder.segmentation import _kiwi
+    from encoder.kiwi_analysis import kiwi as process_kiwi
 
-    kiwi = _kiwi()
+    kiwi = process_kiwi()
     out = []
     for morpheme_id in range(limit):
         try:
