@@ -42,3 +42,9 @@ def analyse(texts: Sequence[str]) -> list[list]:
         while len(_memo) > MEMO_SIZE:
             _memo.popitem(last=False)
     return out
+
+
+def clear_memo() -> None:
+    """Forget recent analyses (benchmarks start each measurement cold)."""
+    with KIWI_LOCK:
+        _memo.clear()

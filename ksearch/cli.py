@@ -205,7 +205,7 @@ def bench_scale(
 @bench_app.command("all")
 def bench_all(
     opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
-    sizes: Annotated[str, typer.Option(help="Scale sizes.")] = "10000,100000",
+    sizes: Annotated[str, typer.Option(help="Scale sizes.")] = "10000,100000,1000000",
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("bench/results"),
     doc: Annotated[Path, typer.Option(help="The generated report.")] = Path("docs/benchmarks.md"),
 ) -> None:

@@ -6,6 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from encoder.kiwi_analysis import clear_memo
 from ingest import ingest_path
 from ingest.chunking import PassageSplitter
 from ingest.readers import ColumnMapping
@@ -28,7 +29,8 @@ def write_subset(corpus: Path, documents: int, out: Path) -> Path:
 
 
 def pure_encode_rate(encoder, texts: list[str], batch: int = DEFAULT_WRITE_BATCH) -> float:
-    """Passages/s of `encoder.encode_documents` alone, in the worker's batch size."""
+    """Passages/s of `encoder.encode_documents` alone (Kiwi analysis included), in the worker's batch size."""
+    clear_memo()
     start = time.perf_counter()
     for begin in range(0, len(texts), batch):
         encoder.encode_documents(texts[begin: begin + batch])
@@ -39,6 +41,7 @@ def ingest_rate(subset: Path, encoder, backend: str, name: str, home: Path) -> d
     """Ingest `subset` into a new index; passages/s over the worker's encode+write loop and over the whole call."""
     store = open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, home=home,
                                  rebuild=backend == "opensearch")
+    clear_memo()
     start = time.perf_counter()
     report: IngestReport = ingest_path(subset, store, encoder, progress=False)
     wall = time.perf_counter() - start

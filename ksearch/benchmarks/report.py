@@ -92,6 +92,13 @@ def _scale_section(s: dict) -> list[str]:
             ok = a["latency_ms"]["p50"] <= APPROX_1M_TARGET_MS and a["recall_at_10"] >= RECALL_TARGET
             lines.append(f"\nTarget at 1M (<= 2 ms p50, recall@10 >= 0.98): **{'met' if ok else 'not met'}** "
                          f"({a['latency_ms']['p50']:.2f} ms, recall@10 {a['recall_at_10']:.3f}).")
+    largest = next((r for r in reversed(s["sizes"]) if r.get("approximate", {}).get("operating_points")), None)
+    if largest:
+        lines += ["", f"Seismic search settings on the {largest['passages']:,}-passage index (build settings "
+                  f"{largest['approximate']['params']}):", "",
+                  "| query_cut | heap_factor | p50 ms | p99 ms | recall@10 |", "| ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {p['query_cut']} | {p['heap_factor']} | {p['latency_ms']['p50']:.2f} | {p['latency_ms']['p99']:.2f} | "
+                  f"{p['recall_at_10']:.3f} |" for p in largest["approximate"]["operating_points"]]
     if not any(r["passages"] == 1_000_000 for r in s["sizes"]):
         lines.append("\nThe 1M target was not measured in this run (`ksearch bench scale --sizes 10000,100000,1000000`).")
     return lines

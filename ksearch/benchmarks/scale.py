@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ksearch.benchmarks.approximate import SeismicParams, SeismicScorer, seismic_available
 from ksearch.benchmarks.bench_data import ensure_index, load_queries
 from ksearch.benchmarks.encode import hardware_string
 from ksearch.benchmarks.exact_scoring import full_matrix_top_k, index_top_k, matrix_mb
 from ksearch.benchmarks.latency import percentiles
 from ksearch.benchmarks.measure import measure, rss_bytes
 from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
+from retrieval.backends.approximate import OPERATING_POINTS, SeismicParams, SeismicScorer, seismic_available
 from retrieval.query import prepare_query_tokens
 
 Query = tuple[np.ndarray, np.ndarray]  # (columns, weights)
@@ -65,10 +65,14 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
     row["exact_full_matrix_ms"] = full  # the kernel it replaced: CSR x dense query + full sort
     if approximate:
         scorer, m = measure(lambda: SeismicScorer(csr, params))
-        approx_ms, approx = time_queries(scorer.top_k, queries, k)
+        points = []
+        settings = dict.fromkeys([(params.query_cut, params.heap_factor), *OPERATING_POINTS])  # the params' own first
+        for cut, factor in settings:
+            ms, approx = time_queries(lambda c, w, kk: scorer.top_k(c, w, kk, query_cut=cut, heap_factor=factor), queries, k)
+            points.append({"query_cut": cut, "heap_factor": factor, "latency_ms": ms, "recall_at_10": recall_at_k(approx, exact, 10)})
         row["approximate"] = {"method": "seismic", "params": params.to_json(), "build_seconds": m.seconds,
-                              "build_extra_mb": m.peak_extra_mb, "latency_ms": approx_ms,
-                              "recall_at_10": recall_at_k(approx, exact, 10)}
+                              "build_extra_mb": m.peak_extra_mb, "latency_ms": points[0]["latency_ms"],
+                              "recall_at_10": points[0]["recall_at_10"], "operating_points": points}
         del scorer
     del csr, csc
     return row
