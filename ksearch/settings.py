@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     document_pruning: str | None = None  # e.g. "max_ratio:0.05"; None -> the model folder's default
     query_pruning: str | None = None
     batch_size: int = 32
+    approximate_above: int | None = None  # embedded: Seismic candidates from this many passages (needs pyseismic-lsr)
     precision: str | None = None  # fp32 | bf16 | int8; None -> the model folder's measured CPU default
 
     opensearch_url: str = "http://127.0.0.1:9200"

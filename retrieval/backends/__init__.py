@@ -23,7 +23,7 @@ def open_index(name: str, *, backend: str = "embedded", home: Path | None = None
         from retrieval.backends.opensearch import OpenSearchIndex
 
         return OpenSearchIndex.open(name)
-    return EmbeddedIndex.open(_home(home) / name)
+    return _with_settings(EmbeddedIndex.open(_home(home) / name))
 
 
 def open_or_create_index(name: str, meta: IndexMeta, *, backend: str = "embedded", home: Path | None = None,
@@ -38,7 +38,14 @@ def open_or_create_index(name: str, meta: IndexMeta, *, backend: str = "embedded
     if rebuild:
         raise ValueError("--rebuild is for the opensearch backend; for the embedded index, delete "
                          f"{_home(home) / name} or ingest into a new --index")
-    return EmbeddedIndex.open_or_create(_home(home) / name, meta)
+    return _with_settings(EmbeddedIndex.open_or_create(_home(home) / name, meta))
+
+
+def _with_settings(index: EmbeddedIndex) -> EmbeddedIndex:
+    from ksearch.settings import get_settings
+
+    index.approximate_above = get_settings().approximate_above
+    return index
 
 
 def _home(home: Path | None) -> Path:

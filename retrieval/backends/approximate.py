@@ -7,6 +7,7 @@ whose summary cannot beat the current top k; `query_cut` and `heap_factor` trade
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -46,12 +47,14 @@ def seismic_available() -> str | None:
 class SeismicScorer:
     """A Seismic index over the rows of a CSR matrix; columns become token names, rows become document ids."""
 
-    def __init__(self, csr: sparse.csr_matrix, params: SeismicParams) -> None:
+    def __init__(self, csr: sparse.csr_matrix, params: SeismicParams, *, index=None) -> None:
         from seismic import SeismicDataset, SeismicIndex, get_seismic_string
 
         self.params = params
-        self._str = get_seismic_string()
-        self._names = np.array([str(c) for c in range(csr.shape[1])], dtype=self._str)
+        self._names = np.array([str(c) for c in range(csr.shape[1])], dtype=get_seismic_string())
+        if index is not None:
+            self.index = index
+            return
         dataset = SeismicDataset()
         indptr, indices, data = csr.indptr, csr.indices, csr.data.astype(np.float32)
         for r in range(csr.shape[0]):
@@ -61,6 +64,20 @@ class SeismicScorer:
         self.index = SeismicIndex.build_from_dataset(dataset, n_postings=params.n_postings,
                                                      centroid_fraction=params.centroid_fraction,
                                                      summary_energy=params.summary_energy)
+
+    SUFFIX = ".index.seismic"  # Seismic appends it to the path it saves to
+
+    def save(self, path: Path) -> Path:
+        """Write the index to `path` (which must end in `SUFFIX`); return it."""
+        self.index.save(str(path)[: -len(self.SUFFIX)])
+        return path
+
+    @classmethod
+    def load(cls, path: Path, csr: sparse.csr_matrix, params: SeismicParams) -> "SeismicScorer":
+        """An index saved by `save` for the rows of `csr`."""
+        from seismic import SeismicIndex
+
+        return cls(csr, params, index=SeismicIndex.load(str(path)))
 
     def top_k(self, cols: np.ndarray, weights: np.ndarray, k: int, *, query_cut: int | None = None,
               heap_factor: float | None = None) -> list[int]:

@@ -6,6 +6,11 @@ win over older versions of the same id; deletions are tombstones) and then repla
 so appending never rewrites what is stored, and a killed writer never leaves an index that fails
 to open. `compact` merges the live rows into one segment. One writer at a time (a lock file);
 any number of readers.
+
+Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`) and the optional
+`pyseismic-lsr` installed, indexes with at least that many live passages take their candidates
+from a Seismic index instead (`approx-seismic-NNNNNN.index.seismic`, built on the first such search
+and saved for the next process) and re-score them exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from retrieval.backends.approximate import SeismicParams, SeismicScorer, seismic_available
 from retrieval.backends.atomic_files import TEMP_PREFIX
 from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
 from retrieval.backends.manifest import BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
@@ -40,6 +46,8 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".writer.lock"
 COMPACT_AFTER_SEGMENTS = 32  # finish_writes merges segments beyond this many
+APPROXIMATE_PREFIX = "approx-seismic-"
+APPROXIMATE_DEPTH = 4  # Seismic candidates per wanted hit when filters or the document collapse may drop some
 
 
 @dataclass
@@ -68,6 +76,8 @@ class EmbeddedIndex(SearchBackend):
         self._live: _LiveView | None = None
         self._bm25: BM25Index | None = None
         self._lock_fd: int | None = None
+        self.approximate_above: int | None = None  # live passages from which `search` uses Seismic (None: never)
+        self._approximate: tuple[int, SeismicScorer] | None = None  # (manifest.last_seq, its Seismic index)
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -289,7 +299,7 @@ class EmbeddedIndex(SearchBackend):
             mask &= view.domains == filters.domain
         return mask
 
-    def _hits(self, view: _LiveView, rows: list[int], scores: np.ndarray) -> list[Hit]:
+    def _hits(self, view: _LiveView, rows: list[int], scores: np.ndarray | Mapping[int, float]) -> list[Hit]:
         out = []
         for r in rows:
             p = view.passages[r]
@@ -306,9 +316,70 @@ class EmbeddedIndex(SearchBackend):
                per_document: bool = True) -> list[Hit]:
         """Top-k passages (or documents) by exact sparse dot product; zero scores do not match."""
         view = self._view()
+        if self.approximate_above is not None and len(view.passages) >= self.approximate_above:
+            hits = self._search_approximate(view, query_tokens, k, filters, per_document)
+            if hits is not None:
+                return hits
         scores = self.sparse_scores(query_tokens)
         rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
         return self._hits(view, rows, scores)
+
+    def _search_approximate(self, view: _LiveView, query_tokens: Mapping[str, float], k: int,
+                            filters: SearchFilters | None, per_document: bool) -> list[Hit] | None:
+        """Seismic's candidates, re-scored exactly; None (exact search answers) without Seismic or when
+        the filters and the document collapse leave fewer than k of a full candidate list."""
+        scorer = self._approximate_scorer(view)
+        if scorer is None:
+            return None
+        known = [(view.feature_index[name], w) for name, w in query_tokens.items() if name in view.feature_index]
+        if not known or k <= 0:
+            return []
+        cols, weights = np.array([c for c, _ in known]), np.array([w for _, w in known], dtype=np.float64)
+        depth = k if filters is None and not per_document else APPROXIMATE_DEPTH * k
+        rows = np.asarray(scorer.top_k(cols, weights, depth), dtype=np.int64)
+        returned = rows.size
+        q = np.zeros(len(view.features), dtype=np.float64)
+        q[cols] = weights
+        scores = np.asarray(view.matrix[rows] @ q, dtype=np.float64)  # Seismic stores weights in half precision
+        keep = scores > 0
+        if filters is not None and filters.domain is not None:
+            keep &= view.domains[rows] == filters.domain
+        rows, scores = rows[keep], scores[keep]
+        order = np.lexsort((rows, -scores))
+        rows, scores = rows[order], scores[order]
+        if per_document and rows.size:
+            _, first = np.unique(view.doc_codes[rows], return_index=True)
+            first.sort()
+            rows, scores = rows[first], scores[first]
+        if rows.size < k and returned >= depth:
+            return None
+        return self._hits(view, rows[:k].tolist(), dict(zip(rows.tolist(), scores.tolist())))
+
+    def _approximate_scorer(self, view: _LiveView) -> SeismicScorer | None:
+        """The Seismic index of the live passages: cached, else loaded from the index folder, else built and saved."""
+        seq = self.manifest.last_seq
+        if self._approximate is not None and self._approximate[0] == seq:
+            return self._approximate[1]
+        missing = seismic_available()
+        if missing is not None:
+            log.warning("approximate search is on but unavailable (%s): searching exactly", missing)
+            self.approximate_above = None
+            return None
+        params = SeismicParams()
+        path = self.root / f"{APPROXIMATE_PREFIX}{seq:06d}{SeismicScorer.SUFFIX}"
+        if path.is_file():
+            scorer = SeismicScorer.load(path, view.matrix, params)
+        else:
+            log.warning("building the approximate (Seismic) index of %s for %d passages; it is saved for later "
+                        "searches", self.root.name, len(view.passages))
+            scorer = SeismicScorer(view.matrix, params)
+            tmp = self.root / f"{TEMP_PREFIX}{APPROXIMATE_PREFIX}{seq:06d}-{os.getpid()}{SeismicScorer.SUFFIX}"
+            os.replace(scorer.save(tmp), path)
+            for old in self.root.glob(f"{APPROXIMATE_PREFIX}*"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        self._approximate = (seq, scorer)
+        return scorer
 
     def _bm25_scores(self, view: _LiveView, text: str) -> np.ndarray:
         fresh = self.manifest.bm25 is not None and self.manifest.bm25.seq == self.manifest.last_seq
