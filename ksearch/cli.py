@@ -215,11 +215,14 @@ def bench_all(
 
     flag = " --opensearch" if opensearch else ""
     commands = [f"ksearch bench encode --model {SHIPPED_MODEL_ID} --passages 256 --repeats 3 --out {results}/encode-shipped.json",
+                f"ksearch bench encode --seed-sized --passages 48 --repeats 2 --out {results}/encode-seed-sized.json",
                 f"ksearch bench query{flag} --out {results}/query.json",
                 f"ksearch bench ingest{flag} --documents 400 --out {results}/ingest.json",
                 f"ksearch bench scale --sizes {sizes} --out {results}/scale.json"]
     bench_encode(model=SHIPPED_MODEL_ID, passages=256, repeats=3, out=results / "encode-shipped.json",
                  seed_sized=False, batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
+    bench_encode(model=None, passages=48, repeats=2, out=results / "encode-seed-sized.json", seed_sized=True,
+                 batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
     bench_query(opensearch=opensearch, out=results / "query.json")
     bench_ingest(opensearch=opensearch, out=results / "ingest.json")
     bench_scale(sizes=sizes, out=results / "scale.json")

@@ -25,6 +25,8 @@ def _encode_section(e: dict) -> list[str]:
                      f"{fmt(v['top20_overlap_vs_fp32'])} | {fmt(v.get('ndcg_at_10'))} | {fmt(v.get('ndcg_parity_vs_fp32'))} | "
                      f"{'met' if meets_target(v) else '-'} |")
     met = [v["name"] for v in e["variants"] if meets_target(v)]
+    if not e.get("parity"):
+        return lines + ["", "Random weights: speed and top-20 overlap only (no retrieval parity to measure)."]
     lines += ["", f"Target >= {e['target']['speedup_vs_card']:.0f}x the card's loop at >= {e['target']['ndcg_parity']} "
               f"nDCG@10 parity: **{'met' if met else 'not met'}**{' by ' + ', '.join(met) if met else ''}. "
               f"This machine's default precision for the model: **{e['default_precision']}** (the model folder's "
@@ -157,8 +159,9 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     if note:
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
-    if encode:
-        lines += _encode_section(encode) + [""]
+    for data in (encode, _load(results, "encode-seed-sized.json")):
+        if data and "default_precision" in data:
+            lines += _encode_section(data) + [""]
     for data, section in ((query, _query_section), (ingest, _ingest_section), (scale, _scale_section)):
         if data:
             lines += section(data) + [""]
