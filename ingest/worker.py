@@ -3,8 +3,8 @@
 Resumable and idempotent: every passage carries a content hash (text + metadata + model, see
 `retrieval.passage.content_hash`); passages whose stored hash matches are skipped, the rest are
 encoded and written `write_batch` at a time (each write is durable on its own; a batch is written
-while the next one is encoded), and stored chunks a changed document no longer has are deleted. Running the same command again after a crash
-therefore finishes the job without duplicating anything.
+while the next one is encoded), and stored chunks a changed document no longer has are deleted.
+Running the same command again after a crash therefore finishes the job without duplicating anything.
 """
 
 from __future__ import annotations
