@@ -121,3 +121,19 @@ def test_evaluation_page_scores_every_mode(ui_env):
     assert list(table["mode"]) == ["neural sparse", "BM25", "hybrid"]
     assert {"ndcg@10", "mrr@10", "recall@10", "recall@100"} <= set(table.columns)
     assert XSS_TITLE not in _html(at)
+
+
+def test_compare_and_corpus_pages_report_a_failing_index_instead_of_crashing(ui_env, monkeypatch):
+    from retrieval.backends.embedded import EmbeddedIndex
+    from retrieval.errors import RetrievalError
+
+    def broken(*args, **kwargs):
+        raise RetrievalError("index 'sample' cannot be read: segment seg-000001 is missing")
+
+    monkeypatch.setattr(EmbeddedIndex, "search_bm25", broken)
+    monkeypatch.setattr(EmbeddedIndex, "stats", broken)
+    at = _page(_app(), "Compare")
+    at.text_input(key="compare_query").set_value("보증금 반환").run()
+    assert not at.exception and "segment seg-000001 is missing" in " ".join(e.value for e in at.error)
+    at = _page(at, "Corpus")
+    assert not at.exception and "segment seg-000001 is missing" in " ".join(w.value for w in at.warning)

@@ -6,6 +6,7 @@ import html
 
 import streamlit as st
 
+from retrieval.errors import RetrievalError
 from search_ui.compare import compare_rankings, ndcg_at_10
 from search_ui.html_render import found_by_html
 from search_ui.query_analysis import kinds_by_token
@@ -31,7 +32,11 @@ def render() -> None:
     except AppError as exc:
         st.error(str(exc))
         return
-    results = {mode: searcher.search(query, mode, int(k)) for mode in COLUMNS}
+    try:
+        results = {mode: searcher.search(query, mode, int(k)) for mode in COLUMNS}
+    except RetrievalError as exc:
+        st.error(str(exc))
+        return
     judged = judged_sample(query)
     labels = judged.labels if judged else None
     compared = compare_rankings({COLUMNS[m]: [i.hit for i in r.hits] for m, r in results.items()}, labels)

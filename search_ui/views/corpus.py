@@ -19,10 +19,10 @@ def render_stats() -> None:
     """Documents, passages and their split by domain."""
     try:
         store = backend_or_error()
-    except AppError as exc:
+        stats = store.stats()
+    except (AppError, RetrievalError) as exc:
         st.warning(str(exc))
         return
-    stats = store.stats()
     c1, c2, c3 = st.columns(3)
     c1.metric("Documents", f"{stats.documents:,}")
     c2.metric("Passages", f"{stats.passages:,}")
