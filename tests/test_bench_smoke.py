@@ -71,6 +71,7 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     doc = write_report(out, tmp_path / "docs" / "benchmarks.md", ["ksearch bench all"])
     text = doc.read_text(encoding="utf-8")
     assert "Hardware:" in text and "## Query latency" in text and "## Scale" in text
+    assert "## Targets" in text and "embedded sparse total p50" in text
 
 
 def test_exact_kernels_agree_with_each_other():
