@@ -188,8 +188,8 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     loads = {n: d["load_average_at_end"] for n, d in (("query", query), ("ingest", ingest), ("scale", scale))
              if d and "load_average_at_end" in d}
     if loads:
-        lines += ["Load average (1/5/15 min) when each result was written (2 cores; above ~1 means other work shared the "
-                  "CPU and timings are pessimistic): " + ", ".join(f"{n} {v}" for n, v in loads.items()) + ".", ""]
+        lines += ["Load average (1/5/15 min) when each result was written (2 cores; a benchmark keeps about 2 of them busy "
+                  "itself, the local OpenSearch node some more; far above that, other work shared the CPU): " + ", ".join(f"{n} {v}" for n, v in loads.items()) + ".", ""]
     if note:
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
