@@ -149,18 +149,25 @@ def run_encode_bench(
     n_params = sum(p.numel() for p in model.parameters())
     model_texts = segmenter.segment(texts) if segmenter else texts  # the card's loop sees what the tokenizer sees
     bf16_note = "torch.autocast bfloat16" + ("" if native_bf16("cpu") else " (emulated: this CPU has no native bf16)")
-    variants: list[tuple[str, str | None, Callable[[], SparseEncoder] | None, str]] = [
-        ("card loop", None, None, "the model card's encode(), one text at a time, fp32"),
-        (f"batched fp32 (b={batch_size})", "fp32", lambda: make("fp32"), "length-sorted batches, projection skips padding"),
-        (f"batched int8 dynamic (b={batch_size})", "int8", lambda: make("int8"), "torch dynamic quantisation of every Linear"),
-        (f"batched bf16 (b={batch_size})", "bf16", lambda: make("bf16"), bf16_note),
-        ("batched bf16 (b=128)", "bf16", lambda: make("bf16", 128), bf16_note),
+    threads = torch.get_num_threads()
+    variants: list[tuple[str, str | None, Callable[[], SparseEncoder] | None, str, int]] = [
+        ("card loop", None, None, "the model card's encode(), one text at a time, fp32", threads),
+        (f"batched fp32 (b={batch_size})", "fp32", lambda: make("fp32"), "length-sorted batches, projection skips padding",
+         threads),
+        (f"batched int8 dynamic (b={batch_size})", "int8", lambda: make("int8"), "torch dynamic quantisation of every Linear",
+         threads),
+        (f"batched bf16 (b={batch_size})", "bf16", lambda: make("bf16"), bf16_note, threads),
+        ("batched bf16 (b=128)", "bf16", lambda: make("bf16", 128), bf16_note, threads),
     ]
+    if threads > 1:
+        variants.append((f"batched bf16 (b={batch_size}, 1 thread)", "bf16", lambda: make("bf16"),
+                         f"torch.set_num_threads(1) instead of {threads}", 1))
 
     results: list[VariantResult] = []
     reference = None
     card_rate = None
-    for name, precision, build, note in variants:
+    ndcg_of: dict[str, float] = {}  # parity depends on the precision only: measured once per precision
+    for name, precision, build, note, n_threads in variants:
         if build is None:
             fn = lambda: card_loop(model, tokenizer, model_texts, max_length)  # noqa: E731
             encoder = None
@@ -170,9 +177,11 @@ def run_encode_bench(
             except (RuntimeError, ValueError) as exc:  # quantisation backends differ between torch builds
                 results.append(VariantResult(name, 0.0, 0.0, 0.0, 0.0, 0.0, None, f"unavailable: {exc}", precision))
                 continue
+
             def fn(encoder: SparseEncoder = encoder) -> list[dict[str, float]]:
                 clear_memo()  # every run pays for its Kiwi analysis (the card's loop gets pre-segmented texts)
                 return encoder.encode_documents(texts)
+        torch.set_num_threads(n_threads)
         fn_out, m = measure(fn)  # warm-up and first measurement
         times = [m.seconds]
         for _ in range(repeats - 1):
@@ -186,10 +195,13 @@ def run_encode_bench(
         if encoder is not None:
             reference = reference or fn_out
             overlap = top20_overlap(reference, fn_out)
+        torch.set_num_threads(threads)
         results.append(VariantResult(name, rate, seconds, m.peak_rss_mb, m.peak_extra_mb, rate / card_rate, overlap, note,
                                      precision))
         if encoder is not None and parity is not None and not seed_sized:
-            results[-1].ndcg_at_10 = parity.ndcg_at_10(encoder)
+            if precision not in ndcg_of:
+                ndcg_of[precision] = parity.ndcg_at_10(encoder)
+            results[-1].ndcg_at_10 = ndcg_of[precision]
     fp32_ndcg = next((r.ndcg_at_10 for r in results if r.precision == "fp32" and r.ndcg_at_10 is not None), None)
     for r in results:
         if fp32_ndcg and r.ndcg_at_10 is not None:
