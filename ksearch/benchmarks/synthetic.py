@@ -28,10 +28,15 @@ def _chunk(dist: dict, rows: int, rng: np.random.Generator) -> sparse.csr_matrix
     draws = np.ceil(lengths * OVERSAMPLE).astype(np.int64) + 4
     row_of = np.repeat(np.arange(rows, dtype=np.int64), draws)
     cols = rng.choice(dist["features"], size=row_of.size, p=dist["token_p"]).astype(np.int64)
-    codes = np.unique(row_of * dist["features"] + cols)  # one draw per (row, token)
-    row_of, cols = codes // dist["features"], codes % dist["features"]
-    order = np.lexsort((rng.random(row_of.size), row_of))  # random order within each row
-    row_of, cols = row_of[order], cols[order]
+    # Keep each (row, token)'s first draw, in draw order: the first `length` distinct tokens of a row are
+    # then a weighted sample without replacement. (A stable argsort; np.unique + lexsort took 7x longer.)
+    codes = row_of * dist["features"] + cols
+    order = np.argsort(codes, kind="stable")
+    first = np.ones(codes.size, dtype=bool)
+    first[1:] = codes[order[1:]] != codes[order[:-1]]
+    keep_draw = np.zeros(codes.size, dtype=bool)
+    keep_draw[order[first]] = True
+    row_of, cols = row_of[keep_draw], cols[keep_draw]
     starts = np.searchsorted(row_of, np.arange(rows))
     rank = np.arange(row_of.size) - starts[row_of]
     keep = rank < lengths[row_of]  # truncate each row to its sampled length
