@@ -16,6 +16,7 @@ import re
 from retrieval.morphemes import sentence_spans
 
 DEFAULT_OVERLAP_TOKENS = 16
+MAX_CHARS_PER_TOKEN = 8  # texts longer than budget x this are split without first trying them whole
 
 
 class PassageSplitter:
@@ -44,16 +45,32 @@ class PassageSplitter:
         counts = self.encoder.count_tokens([text[a:b] for a, b in words])
         return [span for span, count in zip(words, counts) for _ in range(max(0, count - self.specials))]
 
+    def split_many(self, texts: list[str]) -> list[list[str]]:
+        """`split` for many texts; the ones that fit whole are found with one batched token count."""
+        stripped = [t.strip() for t in texts]
+        short = [t for t in stripped if t and self._may_fit(t)]
+        fits = dict(zip(short, (n - self.specials <= self.budget for n in self.encoder.count_tokens(short))))
+        return [[] if not t else [t] if fits.get(t) else self._split_long(t) for t in stripped]
+
+    def _may_fit(self, text: str) -> bool:
+        """False when `text` is too long in characters to fit, so it is never analysed whole (a 1 MB text
+        takes Kiwi seconds); a Korean token is rarely longer than MAX_CHARS_PER_TOKEN characters."""
+        return len(text) <= self.budget * MAX_CHARS_PER_TOKEN
+
     def split(self, text: str) -> list[str]:
         """The passages of `text` (one when it fits; none when it is blank)."""
         text = text.strip()
         if not text:
             return []
+        if self._may_fit(text) and self.token_count(text) <= self.budget:
+            return [text]
+        return self._split_long(text)
+
+    def _split_long(self, text: str) -> list[str]:
+        """Windows of at most `budget` tokens over a stripped text that does not fit whole."""
         offsets = self._offsets(text)
         n = len(offsets)
         if n == 0:
-            return [text]
-        if n <= self.budget and self.token_count(text) <= self.budget:
             return [text]
         ends = [o[1] for o in offsets]
         # token index after which a sentence ends (cut = that index + 1)

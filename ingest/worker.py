@@ -81,14 +81,19 @@ def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: 
     return list(seen.values())
 
 
+SPLIT_BATCH = 256  # documents whose token counts are taken in one call (Kiwi analyses a list on all its workers)
+
+
 def split_documents(documents: list[SourceDocument], splitter: PassageSplitter, fingerprint: str) -> list[Passage]:
     """Every document's passages (`DOCID#N`), with metadata and content hash."""
     passages = []
-    for doc in documents:
-        for number, text in enumerate(splitter.split(doc.text)):
-            p = Passage(id=passage_id(doc.doc_id, number), doc_id=doc.doc_id, text=text, title=doc.title,
-                        domain=doc.domain, extra=dict(doc.extra))
-            passages.append(Passage(**{**p.__dict__, "content_hash": content_hash(p, fingerprint)}))
+    for begin in range(0, len(documents), SPLIT_BATCH):
+        chunk = documents[begin : begin + SPLIT_BATCH]
+        for doc, pieces in zip(chunk, splitter.split_many([d.text for d in chunk])):
+            for number, text in enumerate(pieces):
+                p = Passage(id=passage_id(doc.doc_id, number), doc_id=doc.doc_id, text=text, title=doc.title,
+                            domain=doc.domain, extra=dict(doc.extra))
+                passages.append(Passage(**{**p.__dict__, "content_hash": content_hash(p, fingerprint)}))
     return passages
 
 

@@ -161,3 +161,10 @@ def test_a_failed_background_write_stops_the_run_and_a_rerun_completes_it(tmp_pa
     monkeypatch.setattr(index, "add", real_add)
     rerun = ingest_path(path, index, encoder, progress=False, write_batch=2)
     assert (rerun.written, rerun.skipped_unchanged, index.count()) == (6, 4, 10)
+
+
+def test_split_many_equals_split_one_by_one(encoder):
+    splitter = PassageSplitter(encoder, overlap=8)
+    texts = [LONG_TEXT, "  ", "짧은 문장입니다.", KOREAN_SENTENCES[0], " " + LONG_TEXT[:300] + " "]
+    assert splitter.split_many(texts) == [splitter.split(t) for t in texts]
+    assert splitter.split_many([]) == []
