@@ -148,12 +148,12 @@ def bench_query(
 ) -> None:
     """Encode / search / total latency percentiles and QPS per backend and mode, 1 and N clients."""
     from ksearch.benchmarks.query import run_query_bench
-    from ksearch.benchmarks.runner import opensearch_url, query_table, write_json
+    from ksearch.benchmarks.runner import bench_opensearch, query_table, write_json
 
     enc = _bench_encoder(model)
-    url, node = opensearch_url(opensearch) if opensearch else (None, None)
-    result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
-                             clients=clients, rounds=rounds, max_queries=max_queries, opensearch_url=url)
+    with bench_opensearch(opensearch) as url:
+        result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
+                                 clients=clients, rounds=rounds, max_queries=max_queries, opensearch_url=url)
     console.print(query_table(result))
     console.print(f"wrote {write_json(result, out)}")
 
@@ -168,11 +168,11 @@ def bench_ingest(
 ) -> None:
     """Ingest passages/s into each backend vs pure batched encoding of the same passages."""
     from ksearch.benchmarks.ingest import run_ingest_bench
-    from ksearch.benchmarks.runner import ingest_table, opensearch_url, write_json
+    from ksearch.benchmarks.runner import bench_opensearch, ingest_table, write_json
 
     enc = _bench_encoder(model)
-    url, _ = opensearch_url(opensearch) if opensearch else (None, None)
-    result = run_ingest_bench(enc, corpus, documents=documents, opensearch=url is not None)
+    with bench_opensearch(opensearch) as url:
+        result = run_ingest_bench(enc, corpus, documents=documents, opensearch=url is not None)
     console.print(ingest_table(result))
     console.print(f"wrote {write_json(result, out)}")
 
@@ -226,10 +226,6 @@ def bench_all(
     bench_query(opensearch=opensearch, out=results / "query.json")
     bench_ingest(opensearch=opensearch, out=results / "ingest.json")
     bench_scale(sizes=sizes, out=results / "scale.json")
-    if opensearch:
-        from ksearch.benchmarks.runner import bench_node
-
-        bench_node().stop()
     console.print(f"wrote {write_report(results, doc, ['ksearch bench all' + flag + f' --sizes {sizes}', '# runs:', *commands])}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,21 @@ def test_parity_indexes_with_the_variant_and_scores_judged_queries(tiny_inputs, 
     ndcg = data.ndcg_at_10(SparseEncoder.load(tiny_model_dir, device="cpu"))
     assert 0.0 < ndcg <= 1.0  # each query is its document's opening, so a sane index finds something
     assert data.describe()["split"] == "all"
+
+
+@pytest.mark.opensearch
+@pytest.mark.slow
+def test_ingest_bench_against_its_own_local_node_stops_the_node_it_started(tiny_inputs):
+    from ksearch.benchmarks.runner import bench_node
+
+    node = bench_node()
+    if node.status():  # a benchmark left running by hand: this test checks the node it starts itself
+        node.stop()
+    out = Path(tiny_inputs["out"]) / "ingest.json"
+    _run("bench", "ingest", "--model", tiny_inputs["model"], "--corpus", tiny_inputs["corpus"], "--documents", "8",
+         "--opensearch", "--out", str(out))
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert set(result["backends"]) == {"embedded", "opensearch"}
+    assert result["backends"]["opensearch"]["written"] == result["passages"] >= 8
+    assert node.status() is None
+    assert "KSEARCH_OPENSEARCH_URL" not in os.environ  # the bench node's URL does not outlive the command

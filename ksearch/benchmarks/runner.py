@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.table import Table
@@ -22,24 +24,30 @@ def bench_node():  # -> ksearch.opensearch_node.LocalOpenSearch
     return node
 
 
-def opensearch_url(start_local: bool) -> tuple[str | None, object | None]:
-    """(URL of a reachable node or None, the LocalOpenSearch started here or None); start the local one when asked."""
+@contextmanager
+def bench_opensearch(start: bool) -> Iterator[str | None]:
+    """The URL of the benchmarks' local node (None when `start` is False); a node started here is stopped on exit."""
+    if not start:
+        yield None
+        return
     from ksearch.settings import get_settings
-    from retrieval.backends.opensearch_connection import OpenSearchConnection
 
-    node = None
-    if start_local:
-        node = bench_node()
-        url = node.status() or node.start()
-        os.environ["KSEARCH_OPENSEARCH_URL"] = url
-        get_settings.cache_clear()
-        return url, node
+    node = bench_node()
+    already_running = node.status()
+    url = already_running or node.start()
+    previous = os.environ.get("KSEARCH_OPENSEARCH_URL")
+    os.environ["KSEARCH_OPENSEARCH_URL"] = url  # the OpenSearch backend reads its URL from the settings
+    get_settings.cache_clear()
     try:
-        conn = OpenSearchConnection.from_settings()
-        conn.client().info()
-        return conn.url, None
-    except Exception:  # not reachable: the OpenSearch part is skipped
-        return None, None
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("KSEARCH_OPENSEARCH_URL", None)
+        else:
+            os.environ["KSEARCH_OPENSEARCH_URL"] = previous
+        get_settings.cache_clear()
+        if not already_running:
+            node.stop()
 
 
 def write_json(result: dict, out: Path) -> Path:
