@@ -248,10 +248,13 @@ def native_bf16(device: torch.device | str) -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:  # private but stable since torch 1.10; without it bf16 on CPU is emulated and slower than fp32
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+    # oneDNN also "supports" bf16 on plain AVX-512 by emulation, slower than fp32: ask the CPU itself (Linux).
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
         return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def native_int8() -> bool:
