@@ -151,9 +151,9 @@ def bench_query(
     from ksearch.benchmarks.runner import bench_opensearch, query_table, write_json
 
     enc = _bench_encoder(model)
-    with bench_opensearch(opensearch) as url:
-        result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
-                                 clients=clients, rounds=rounds, max_queries=max_queries, opensearch_url=url)
+    result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
+                             clients=clients, rounds=rounds, max_queries=max_queries,
+                             opensearch=(lambda: bench_opensearch(True)) if opensearch else None)
     console.print(query_table(result))
     console.print(f"wrote {write_json(result, out)}")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from encoder.kiwi_analysis import clear_memo
@@ -58,8 +60,10 @@ def bench_mode(searcher: Searcher, queries: list[str], mode: str, k: int, client
 
 def run_query_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, split: str = "dev",
                     home: Path, index_name: str = "bench-sample", k: int = 10, clients: int = 8, rounds: int = 1,
-                    max_queries: int | None = None, opensearch_url: str | None = None) -> dict:
-    """Benchmark every mode of the embedded index (and OpenSearch when `opensearch_url` is given) on the same queries."""
+                    max_queries: int | None = None,
+                    opensearch: Callable[[], AbstractContextManager[str | None]] | None = None) -> dict:
+    """Benchmark every mode of the embedded index, then (given `opensearch`, a context that yields a node's URL)
+    OpenSearch's, on the same queries; the node runs only during its own part, so it takes no CPU from the embedded one."""
     queries = load_queries(queries_path, splits, split, max_queries)
     backends: dict[str, dict] = {}
     store = ensure_index(corpus, index_name, encoder, backend="embedded", home=home)
@@ -67,12 +71,15 @@ def run_query_bench(encoder, corpus: Path, queries_path: Path, splits: Path | No
     backends["embedded"] = {"passages": store.count(),
                             "modes": {m: bench_mode(searcher, queries, m, k, clients, rounds) for m in EMBEDDED_MODES}}
     store.close()
-    if opensearch_url:
-        os_store = ensure_index(corpus, index_name, encoder, backend="opensearch", home=home)
-        os_searcher = Searcher(encoder, os_store)
-        backends["opensearch"] = {"url": opensearch_url, "passages": os_store.count(),
-                                  "modes": {m: bench_mode(os_searcher, queries, m, k, clients, rounds) for m in OPENSEARCH_MODES}}
-        os_store.close()
+    url = None
+    if opensearch is not None:
+        with opensearch() as url:
+            os_store = ensure_index(corpus, index_name, encoder, backend="opensearch", home=home)
+            os_searcher = Searcher(encoder, os_store)
+            backends["opensearch"] = {"url": url, "passages": os_store.count(),
+                                      "modes": {m: bench_mode(os_searcher, queries, m, k, clients, rounds)
+                                                for m in OPENSEARCH_MODES}}
+            os_store.close()
     return {"benchmark": "query", "model": encoder.model_id, "hardware": hardware_string(), "corpus": str(corpus),
             "split": split, "queries": len(queries), "rounds": rounds, "k": k, "clients": clients,
-            "opensearch": bool(opensearch_url), "backends": backends}
+            "opensearch": url is not None, "backends": backends}
