@@ -275,7 +275,8 @@ def default_precision(model_default: str | Sequence[str] | None, device: torch.d
 
 def _check_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)}; "
+                         "set by precision= or $KSEARCH_PRECISION)")
     if precision == "int8" and device.type != "cpu":
         raise ValueError("int8 dynamic quantisation runs on CPU only; use fp32 or bf16 on a GPU")
     return precision

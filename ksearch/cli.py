@@ -34,7 +34,7 @@ def _load_encoder(model: str | None):
 
     try:
         return load_encoder(model)
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, ValueError) as exc:  # ValueError: a bad setting (precision, pruning, ksearch.json)
         _fail(str(exc))
 
 

@@ -47,3 +47,16 @@ def test_bench_encode_writes_results(tiny_model_dir, tmp_path):
     assert doc["passages"] == 8
     assert {v["precision"] for v in doc["variants"]} == {None, "fp32", "int8", "bf16"}
     assert doc["default_precision"] == "fp32" and doc["parity"] is None  # the tiny model declares no cpu_precision
+
+
+def test_a_bad_precision_setting_is_a_one_line_error(tiny_model_dir, monkeypatch):
+    from ksearch.settings import get_settings
+
+    monkeypatch.setenv("KSEARCH_PRECISION", "fp8")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["encode", "보증금", "--model", str(tiny_model_dir)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code != 0
+    assert "unknown precision 'fp8'" in result.output and "KSEARCH_PRECISION" in result.output
