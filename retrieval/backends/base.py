@@ -88,9 +88,13 @@ class SearchBackend(ABC):
                     per_document: bool = True) -> list[Hit]:
         """Top-k by BM25 over Korean morphemes; passages with no matching term are not returned."""
 
-    @abstractmethod
     def explain(self, query_tokens: Mapping[str, float], passage_id: str) -> dict[str, TokenContribution]:
-        """Per-token contributions (query weight x document weight) to a passage's sparse score."""
+        """Per-token contributions (query weight x document weight) to a passage's sparse score, heaviest first."""
+        vector = self.get_vectors([passage_id]).get(passage_id)
+        if vector is None:
+            raise KeyError(f"no passage {passage_id!r} in index {self.meta.name!r}")
+        both = {t: TokenContribution(float(w), vector[t]) for t, w in query_tokens.items() if t in vector}
+        return dict(sorted(both.items(), key=lambda kv: -kv[1].contribution))
 
     @abstractmethod
     def stats(self) -> IndexStats:

@@ -37,7 +37,7 @@ from retrieval.backends.top_k import top_k_rows
 from retrieval.backends.vector_check import check_vectors
 from retrieval.bm25_index import BM25Index
 from retrieval.errors import IndexNotFoundError, RetrievalError
-from retrieval.hits import Hit, TokenContribution
+from retrieval.hits import Hit
 from retrieval.index_meta import IndexMeta
 from retrieval.morphemes import content_morphemes_many
 from retrieval.passage import Passage
@@ -399,14 +399,6 @@ class EmbeddedIndex(SearchBackend):
         scores = self._bm25_scores(view, text)
         rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
         return self._hits(view, rows, scores)
-
-    def explain(self, query_tokens: Mapping[str, float], passage_id: str) -> dict[str, TokenContribution]:
-        """Tokens in both the query and the passage, heaviest contribution first."""
-        vector = self.get_vectors([passage_id]).get(passage_id)
-        if vector is None:
-            raise KeyError(f"no passage {passage_id!r} in index {self.root.name!r}")
-        both = {t: TokenContribution(float(w), vector[t]) for t, w in query_tokens.items() if t in vector}
-        return dict(sorted(both.items(), key=lambda kv: -kv[1].contribution))
 
     def stats(self) -> IndexStats:
         """Live passages, documents and mean non-zero weights per passage."""

@@ -39,7 +39,7 @@ from retrieval.backends.opensearch_mapping import (
     passage_from_source,
 )
 from retrieval.errors import IndexFormatError, IndexNotFoundError, RetrievalError
-from retrieval.hits import Hit, TokenContribution
+from retrieval.hits import Hit
 from retrieval.index_meta import FORMAT_VERSION, IndexMeta
 from retrieval.passage import Passage
 from retrieval.query import SPARSE_FIELD, bm25_body, neural_sparse_body, prepare_query_tokens, rank_feature_body
@@ -307,14 +307,6 @@ class OpenSearchIndex(SearchBackend):
         domain = filters.domain if filters else None
         return self._run_search(bm25_body(text, size=k, domain=domain, field=self.bm25_field), per_document, offset,
                                 f"searching {self.name!r} (BM25)")
-
-    def explain(self, query_tokens: Mapping[str, float], passage_id: str) -> dict[str, TokenContribution]:
-        """Tokens in both the query and the stored passage vector, heaviest contribution first."""
-        vector = self.get_vectors([passage_id]).get(passage_id)
-        if vector is None:
-            raise KeyError(f"no passage {passage_id!r} in OpenSearch index {self.name!r}")
-        both = {t: TokenContribution(float(w), vector[t]) for t, w in query_tokens.items() if t in vector}
-        return dict(sorted(both.items(), key=lambda kv: -kv[1].contribution))
 
     def _composite(self, sources: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
         after = None
