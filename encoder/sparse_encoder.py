@@ -116,6 +116,8 @@ class SparseEncoder:
 
         hf_logging.disable_progress_bar()
 
+        if precision is not None:  # a bad setting fails before the model is read
+            _check_precision(precision, torch.device(device or "cpu"))
         model_id, source = resolve_model(name_or_path)
         settings = _read_model_settings(source)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
@@ -221,7 +223,7 @@ class SparseEncoder:
                 pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
         weights = torch.log1p(torch.relu(pooled.float()))  # monotone, so max-then-activate == activate-then-max
         weights[:, self._special_ids] = 0
-        return [self._to_dict(row) for row in weights.float().cpu()]
+        return [self._to_dict(row) for row in weights.cpu()]
 
     def _max_pool_projected(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Max over each text's real tokens of the vocabulary logits, computed in row slices."""

@@ -90,6 +90,7 @@ def bench_encode(
     """Card loop vs batched vs optimised encoders: passages/s, peak memory, ratio, parity."""
     from ksearch.benchmarks.encode import meets_target, run_encode_bench
     from ksearch.benchmarks.parity import ParityData
+    from ksearch.benchmarks.runner import write_json
 
     if not seed_sized and model is None:
         from ksearch.settings import get_settings
@@ -108,9 +109,7 @@ def bench_encode(
                       f"{v['peak_extra_mb']:.0f}", fmt(v["top20_overlap_vs_fp32"]), fmt(v["ndcg_at_10"]),
                       fmt(v["ndcg_parity_vs_fp32"]), "met" if meets_target(v) else "-")
     console.print(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
-    console.print(f"wrote {out}")
+    console.print(f"wrote {write_json(result, out)}")
 
 
 CorpusOption = Annotated[Path, typer.Option(help="JSONL corpus the benchmark indexes.")]
@@ -123,12 +122,6 @@ def _bench_home(home: Path | None) -> Path:
     from ksearch.settings import get_settings
 
     return Path(home or get_settings().home)
-
-
-def _bench_encoder(model: str | None):
-    from ksearch.settings import get_settings
-
-    return _load_encoder(model or get_settings().model)
 
 
 @bench_app.command("query")
@@ -150,7 +143,7 @@ def bench_query(
     from ksearch.benchmarks.query import run_query_bench
     from ksearch.benchmarks.runner import bench_opensearch, query_table, write_json
 
-    enc = _bench_encoder(model)
+    enc = _load_encoder(model)
     result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
                              clients=clients, rounds=rounds, max_queries=max_queries,
                              opensearch=(lambda: bench_opensearch(True)) if opensearch else None)
@@ -170,7 +163,7 @@ def bench_ingest(
     from ksearch.benchmarks.ingest import run_ingest_bench
     from ksearch.benchmarks.runner import bench_opensearch, ingest_table, write_json
 
-    enc = _bench_encoder(model)
+    enc = _load_encoder(model)
     with bench_opensearch(opensearch) as url:
         result = run_ingest_bench(enc, corpus, documents=documents, opensearch=url is not None)
     console.print(ingest_table(result))
@@ -194,7 +187,7 @@ def bench_scale(
     from ksearch.benchmarks.runner import scale_table, write_json
     from ksearch.benchmarks.scale import run_scale_bench
 
-    enc = _bench_encoder(model)
+    enc = _load_encoder(model)
     result = run_scale_bench(enc, corpus, queries, splits, home=_bench_home(home), index_name=index,
                              sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
                              approximate=approximate)
@@ -258,7 +251,7 @@ def _open_searcher(index: str | None, backend: str, model: str | None):
         _fail(str(exc))
     try:
         enc = encoder_for_index(store.meta.model_id, model)
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, ValueError) as exc:
         _fail(str(exc))
     try:
         return Searcher(enc, store)

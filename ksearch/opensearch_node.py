@@ -944,3 +944,14 @@ def status() -> str | None:
 if __name__ == "__main__":  # pragma: no cover - handy for manual runs
     cmd = sys.argv[1] if len(sys.argv) > 1 else "status"
     print({"start": start, "stop": stop, "status": status, "install": ensure_installed}[cmd]())
+
+
+def node_sharing_installation(cache_dir: Path, *, quiet: bool = True) -> "LocalOpenSearch":
+    """A `LocalOpenSearch` with its own config, data, logs and port under `cache_dir`, whose home links to the
+    default node's assembled installation (assembled first if needed), so stopping it never touches that node."""
+    home = LocalOpenSearch(quiet=True).ensure_installed()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    node = LocalOpenSearch(cache_dir=cache_dir, quiet=quiet)
+    if not node.home.exists():
+        os.symlink(home, node.home, target_is_directory=True)
+    return node

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 
 from encoder import SparseEncoder, token_to_feature
 from ingest import ingest_path
+from ksearch.opensearch_node import free_port
 from retrieval.backends import EmbeddedIndex, SearchFilters
 from retrieval.backends.opensearch import OpenSearchIndex
 from retrieval.backends.opensearch_connection import OpenSearchConnection, OpenSearchUnavailableError
@@ -233,9 +233,7 @@ def test_rebuild_swaps_the_alias_at_the_end(small, conn, encoder):
 
 
 def test_clear_errors_without_credentials(conn):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     down = OpenSearchConnection(url=f"http://admin:s3cret-pw@127.0.0.1:{port}", timeout=2)
     with pytest.raises(OpenSearchUnavailableError, match="is not reachable") as err:
         OpenSearchIndex.open("sample", conn=down)

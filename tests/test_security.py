@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from ksearch.opensearch_node import free_port
 from search_ui.upload import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, UploadError, ingest_upload, write_upload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +64,7 @@ def test_credentials_never_appear_in_errors_or_logs(caplog):
     from retrieval.backends.opensearch import OpenSearchIndex
     from retrieval.backends.opensearch_connection import OpenSearchConnection, OpenSearchUnavailableError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     caplog.set_level(logging.DEBUG)
     for conn in (OpenSearchConnection(url=f"http://admin:{SECRET}@127.0.0.1:{port}", timeout=2),
                  OpenSearchConnection(url=f"http://127.0.0.1:{port}", user="admin", password=SECRET, timeout=2)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ksearch.opensearch_node import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 UI_INDEX = "uitest"
@@ -67,9 +68,7 @@ def ui_env(ui_home, monkeypatch) -> Path:
 @contextlib.contextmanager
 def running_app(home: Path, log: Path, startup_seconds: float = 90) -> Iterator[str]:
     """`streamlit run search_ui/app.py` on a free port over the index in `home`; yields its URL, then stops it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "KSEARCH_HOME": str(home), "KSEARCH_INDEX": UI_INDEX, "HF_HUB_OFFLINE": "1"}
     env.pop("KSEARCH_MODEL", None)
     with open(log, "wb") as out:

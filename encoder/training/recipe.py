@@ -155,11 +155,6 @@ def collect_triples(config: TrainConfig, segment) -> tuple[list[Triple], SampleC
     return triples, collection
 
 
-def train(config: TrainConfig) -> Path:
-    """Run the whole recipe and write the model folder (HF format + ksearch.json) to config.output_dir."""
-    return fit(config, prepare(config))
-
-
 def export_model(model_dir: Path, config: TrainConfig, segmenter: KiwiSegmenter | None, started: float) -> None:
     """Copy the HF files to output_dir and record max length, segmentation, pruning, CPU precision and the recipe."""
     out = config.output_dir

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ingest import ingest_path
 from ksearch.demo_index import index_is_complete
 from retrieval.backends import open_or_create_index
 from retrieval.backends.base import SearchBackend
+from retrieval.evaluation import read_queries, read_split
 from retrieval.index_meta import IndexMeta
 
 
 def load_queries(queries: Path, splits: Path | None, split: str = "dev", limit: int | None = None) -> list[str]:
     """Query texts of `split` (all queries when the split file is missing or split is 'all')."""
-    rows = [json.loads(line) for line in queries.open(encoding="utf-8") if line.strip()]
-    if splits is not None and splits.is_file() and split != "all":
-        wanted = set(json.loads(splits.read_text(encoding="utf-8"))[split])
-        rows = [r for r in rows if r["id"] in wanted]
-    texts = [r["text"] for r in rows]
+    wanted = read_split(splits, split) if splits is not None and splits.is_file() and split != "all" else None
+    texts = [q.text for q in read_queries(queries) if wanted is None or q.id in wanted]
     return texts[:limit] if limit else texts
 
 

@@ -62,8 +62,7 @@ def _encode_section(e: dict) -> list[str]:
               f"nDCG@10 parity: **{'met' if met else 'not met'}**{' by ' + ', '.join(met) if met else ''}. "
               f"This machine's default precision for the model: **{e['default_precision']}** (the model folder's "
               "`cpu_precision`, first one the CPU runs natively; `KSEARCH_PRECISION` overrides)."]
-    if e.get("parity"):
-        lines.append(f"Parity: {e['parity']['metric']}, {e['parity']['split']} split of {e['parity']['queries']}.")
+    lines.append(f"Parity: {e['parity']['metric']}, {e['parity']['split']} split of {e['parity']['queries']}.")
     return lines
 
 

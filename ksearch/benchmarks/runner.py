@@ -12,16 +12,11 @@ from rich.table import Table
 
 
 def bench_node():  # -> ksearch.opensearch_node.LocalOpenSearch
-    """The benchmarks' own local node: the default node's assembled installation (a symlink) with its own config,
-    data and port, so tests that stop the shared node never stop a running benchmark."""
-    from ksearch.opensearch_node import LocalOpenSearch, default_cache_dir
+    """The benchmarks' own local node: the default node's installation with its own config, data and port, so
+    tests that stop the shared node never stop a running benchmark."""
+    from ksearch.opensearch_node import default_cache_dir, node_sharing_installation
 
-    home = LocalOpenSearch(quiet=True).ensure_installed()
-    node = LocalOpenSearch(cache_dir=default_cache_dir().with_name("opensearch-bench"), quiet=True)
-    node.cache_dir.mkdir(parents=True, exist_ok=True)
-    if not node.home.exists():
-        os.symlink(home, node.home, target_is_directory=True)
-    return node
+    return node_sharing_installation(default_cache_dir().with_name("opensearch-bench"))
 
 
 @contextmanager
