@@ -59,12 +59,7 @@ class PassageSplitter:
 
     def split(self, text: str) -> list[str]:
         """The passages of `text` (one when it fits; none when it is blank)."""
-        text = text.strip()
-        if not text:
-            return []
-        if self._may_fit(text) and self.token_count(text) <= self.budget:
-            return [text]
-        return self._split_long(text)
+        return self.split_many([text])[0]
 
     def _split_long(self, text: str) -> list[str]:
         """Windows of at most `budget` tokens over a stripped text that does not fit whole."""

@@ -309,8 +309,13 @@ class EmbeddedIndex(SearchBackend):
     def sparse_scores(self, query_tokens: Mapping[str, float]) -> np.ndarray:
         """Exact dot product of the query with every live passage (row order of the live view)."""
         view = self._view()
-        known = [(view.feature_index[name], weight) for name, weight in query_tokens.items() if name in view.feature_index]
-        return posting_scores(view.postings, [c for c, _ in known], [w for _, w in known])
+        return posting_scores(view.postings, *self._query_columns(view, query_tokens))
+
+    @staticmethod
+    def _query_columns(view: _LiveView, query_tokens: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, weights) of the query tokens some live passage has."""
+        known = [(view.feature_index[name], w) for name, w in query_tokens.items() if name in view.feature_index]
+        return np.array([c for c, _ in known], dtype=np.int64), np.array([w for _, w in known], dtype=np.float64)
 
     def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
                per_document: bool = True) -> list[Hit]:
@@ -331,29 +336,21 @@ class EmbeddedIndex(SearchBackend):
         scorer = self._approximate_scorer(view)
         if scorer is None:
             return None
-        known = [(view.feature_index[name], w) for name, w in query_tokens.items() if name in view.feature_index]
-        if not known or k <= 0:
+        cols, weights = self._query_columns(view, query_tokens)
+        if not cols.size or k <= 0:
             return []
-        cols, weights = np.array([c for c, _ in known]), np.array([w for _, w in known], dtype=np.float64)
         depth = k if filters is None and not per_document else APPROXIMATE_DEPTH * k
-        rows = np.asarray(scorer.top_k(cols, weights, depth), dtype=np.int64)
-        returned = rows.size
+        rows = np.sort(np.asarray(scorer.top_k(cols, weights, depth), dtype=np.int64))  # row order breaks ties
         q = np.zeros(len(view.features), dtype=np.float64)
         q[cols] = weights
         scores = np.asarray(view.matrix[rows] @ q, dtype=np.float64)  # Seismic stores weights in half precision
         keep = scores > 0
         if filters is not None and filters.domain is not None:
             keep &= view.domains[rows] == filters.domain
-        rows, scores = rows[keep], scores[keep]
-        order = np.lexsort((rows, -scores))
-        rows, scores = rows[order], scores[order]
-        if per_document and rows.size:
-            _, first = np.unique(view.doc_codes[rows], return_index=True)
-            first.sort()
-            rows, scores = rows[first], scores[first]
-        if rows.size < k and returned >= depth:
+        picked = top_k_rows(scores, keep, k, view.doc_codes[rows] if per_document else None)  # positions in rows
+        if len(picked) < k and rows.size >= depth:
             return None
-        return self._hits(view, rows[:k].tolist(), dict(zip(rows.tolist(), scores.tolist())))
+        return self._hits(view, rows[picked].tolist(), dict(zip(rows.tolist(), scores.tolist())))
 
     def _approximate_scorer(self, view: _LiveView) -> SeismicScorer | None:
         """The Seismic index of the live passages: cached, else loaded from the index folder, else built and saved."""

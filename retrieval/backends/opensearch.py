@@ -42,7 +42,7 @@ from retrieval.errors import IndexFormatError, IndexNotFoundError, RetrievalErro
 from retrieval.hits import Hit
 from retrieval.index_meta import FORMAT_VERSION, IndexMeta
 from retrieval.passage import Passage
-from retrieval.query import SPARSE_FIELD, bm25_body, neural_sparse_body, prepare_query_tokens, rank_feature_body
+from retrieval.query import SPARSE_FIELD, TEXT_FIELD, bm25_body, neural_sparse_body, prepare_query_tokens, rank_feature_body
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class OpenSearchIndex(SearchBackend):
         if meta.format_version > FORMAT_VERSION:
             raise IndexFormatError(f"OpenSearch index {concrete!r} has format version {meta.format_version}; this "
                                    f"ksearch reads up to {FORMAT_VERSION}: upgrade ksearch")
-        return cls(conn, name, concrete, meta, meta_block.get("bm25_field", "text"), client=client)
+        return cls(conn, name, concrete, meta, meta_block.get("bm25_field", TEXT_FIELD), client=client)
 
     @classmethod
     def open_or_create(cls, name: str, meta: IndexMeta, *, conn: OpenSearchConnection | None = None,
@@ -171,7 +171,7 @@ class OpenSearchIndex(SearchBackend):
             return
         if self._writer is None:
             morphemes = None
-            if self.bm25_field != "text":
+            if self.bm25_field != TEXT_FIELD:
                 from retrieval.morphemes import content_morphemes_many
 
                 morphemes = content_morphemes_many
@@ -298,7 +298,7 @@ class OpenSearchIndex(SearchBackend):
     def search_bm25(self, text: str, k: int = 10, *, filters: SearchFilters | None = None,
                     per_document: bool = True, offset: int = 0) -> list[Hit]:
         """Top-k by BM25 on the Korean text field (nori, or Kiwi morphemes analysed client-side)."""
-        if self.bm25_field != "text":
+        if self.bm25_field != TEXT_FIELD:
             from retrieval.morphemes import content_morphemes
 
             text = " ".join(content_morphemes(text))

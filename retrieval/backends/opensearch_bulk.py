@@ -44,7 +44,6 @@ class BulkWriter:
         self.dead_letter_path = dead_letter_path
         self.morphemes = morphemes  # Kiwi analysis for the text_morphemes field, when the index uses it
         self.rejected: list[RejectedWrite] = []
-        self.indexed = 0
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"bulk-{index}", daemon=True)
@@ -99,7 +98,6 @@ class BulkWriter:
                                        max_backoff=BULK_MAX_BACKOFF):
             result = next(iter(item.values()))
             if ok:
-                self.indexed += 1
                 continue
             error = result.get("error")
             if isinstance(error, dict):
