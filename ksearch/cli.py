@@ -278,12 +278,21 @@ def ingest(
                                                             "alias to it at the end (searches see the old one until then).")] = False,
 ) -> None:
     """Split, encode and store documents; re-running skips what is stored and replaces what changed."""
+    from ingest import ColumnMapping
+
+    columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
+    _run_ingest(path, backend, _index_name(index), model, fmt=fmt, columns=columns, write_batch=write_batch,
+                quiet=quiet, rebuild=rebuild)
+
+
+def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: str | None = None, columns=None,
+                write_batch: int = 256, quiet: bool = False, rebuild: bool = False, summary: bool = True) -> None:
+    """Ingest PATH into index NAME and print the summary (bad rows and rejected passages on stderr)."""
     from ingest import ColumnMapping, InputFileError, ingest_path
+    from ingest.readers import infer_format
     from retrieval.backends import open_or_create_index
     from retrieval.errors import RetrievalError
     from retrieval.index_meta import IndexMeta
-
-    from ingest.readers import infer_format
 
     if not path.exists():
         _fail(f"{path}: no such file or folder")
@@ -292,14 +301,13 @@ def ingest(
     except InputFileError as exc:
         _fail(str(exc))
     enc = _load_encoder(model)
-    name = _index_name(index)
-    columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
     try:
         store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild)
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
-        report = ingest_path(path, store, enc, fmt=fmt, columns=columns, write_batch=write_batch, progress=not quiet)
+        report = ingest_path(path, store, enc, fmt=fmt, columns=columns or ColumnMapping(), write_batch=write_batch,
+                             progress=not quiet)
     except (InputFileError, RetrievalError) as exc:
         _fail(str(exc))
     finally:
@@ -314,6 +322,8 @@ def ingest(
     dead_letters = getattr(store, "dead_letter_file", None)
     if report.rejected and dead_letters is not None:
         err.print(f"{len(report.rejected)} rejected passages written to {dead_letters}", highlight=False, markup=False)
+    if not summary:
+        return
     console.print(
         f"index {name!r}: read {report.documents_read} documents -> {report.passages} passages; "
         f"written {report.written}, skipped (unchanged) {report.skipped_unchanged}, "
@@ -367,36 +377,64 @@ def search(
 
 @app.command("eval")
 def evaluate(
-    queries: Annotated[Path, typer.Option("--queries", help="JSONL with id and text (and style).")] = Path("sample_data/queries.jsonl"),
-    qrels: Annotated[Path, typer.Option("--qrels", help="TREC qrels: QID 0 DOCID REL.")] = Path("sample_data/qrels.tsv"),
-    splits: Annotated[Optional[Path], typer.Option("--splits", help="JSON {split: [query ids]}; ignored when missing.")] = Path("sample_data/splits.json"),
-    split: Annotated[str, typer.Option("--split", help="Split to evaluate; 'all' for every query.")] = "test",
+    collection: Annotated[Optional[Path], typer.Option("--collection", help="A test collection folder (corpus.jsonl, "
+                          "queries.jsonl, qrels.tsv, splits.json): its corpus is ingested into index eval-NAME on first "
+                          "use, e.g. eval_data/ood-legal.")] = None,
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="JSONL with id and text (and style); default: the "
+                       "collection's (sample_data/queries.jsonl).")] = None,
+    qrels: Annotated[Optional[Path], typer.Option("--qrels", help="TREC qrels: QID 0 DOCID REL.")] = None,
+    splits: Annotated[Optional[Path], typer.Option("--splits", help="JSON {split: [query ids]}; default: the collection's "
+                      "when --queries is not given.")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Split to evaluate, 'all' for every query (default: test "
+                     "with a splits file, else all).")] = None,
     backend: BackendOption = "embedded",
     index: IndexOption = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"sparse": {...}, "bm25": {...}, "hybrid": {...}}.')] = False,
     run_out: Annotated[Optional[Path], typer.Option("--run-out", help="Write DIR/<mode>.run TREC run files (top 100).")] = None,
     by_style: Annotated[bool, typer.Option("--by-style", help="Also break metrics down by query style.")] = False,
+    answer_spans: Annotated[Optional[Path], typer.Option("--answer-spans", help="JSONL {query_id, doc_id, answer}: count "
+                            "how often the passage shown holds the answer (default: the collection's, when it has one).")] = None,
     model: ModelOption = None,
 ) -> None:
     """nDCG@10, MRR@10, Recall@10/100 of sparse, BM25 and hybrid on the same judged queries (ranx)."""
     from retrieval.errors import RetrievalError
-    from retrieval.evaluation import METRICS, evaluate_modes, read_qrels, read_queries, read_split, write_trec_runs
+    from retrieval.evaluation import (METRICS, Collection, evaluate_modes, read_answer_spans, read_qrels, read_queries,
+                                      read_split, write_trec_runs)
 
-    for label, path in (("--queries", queries), ("--qrels", qrels)):
-        if not path.is_file():
+    own = Collection(collection or Path("sample_data"))
+    if collection is not None:
+        try:
+            own.check()
+        except ValueError as exc:
+            _fail(str(exc))
+        index = index or f"eval-{collection.resolve().name}"
+    if queries is None:  # the collection's own queries, judgments, splits and answer spans
+        queries, qrels = queries or own.queries, qrels or own.qrels
+        splits = splits or (own.splits if own.splits.is_file() else None)
+        answer_spans = answer_spans or (own.answer_spans if own.answer_spans.is_file() else None)
+    elif qrels is None:
+        _fail("--queries needs --qrels (TREC: QID 0 DOCID REL)")
+    split = split or ("test" if splits is not None else "all")
+    for label, path in (("--queries", queries), ("--qrels", qrels), ("--splits", splits), ("--answer-spans", answer_spans)):
+        if path is not None and not path.is_file():
             _fail(f"{label} {path}: no such file")
     used_split = None
     try:
         judged = read_queries(queries)
         relevance = read_qrels(qrels)
-        if split != "all" and splits is not None and splits.is_file():
+        spans = read_answer_spans(answer_spans) if answer_spans is not None else []
+        if split != "all":
+            if splits is None:
+                _fail(f"--split {split} needs a splits file (--splits)")
             wanted = read_split(splits, split)
             judged, used_split = [q for q in judged if q.id in wanted], split
     except ValueError as exc:
         _fail(str(exc))
+    if collection is not None:  # resumable: unchanged passages are skipped, a changed model re-encodes
+        _run_ingest(own.corpus, backend, _index_name(index), model, quiet=True, summary=not as_json)
     searcher = _open_searcher(index, backend, model)
     try:
-        result = evaluate_modes(searcher, judged, relevance, by_style=by_style)
+        result = evaluate_modes(searcher, judged, relevance, by_style=by_style, answer_spans=spans)
     except (ValueError, RetrievalError) as exc:
         _fail(str(exc))
     result.meta.update({"index": _index_name(index), "split": used_split})
@@ -416,10 +454,43 @@ def evaluate(
     for mode, styles in result.by_style.items():
         for style, values in styles.items():
             console.print(f"  {mode:7s} {style:12s} " + "  ".join(f"{m} {values[m]:.4f}" for m in METRICS), highlight=False)
+    for mode, values in result.answer_passage.items():
+        console.print(f"  {mode:7s} answer in the passage shown: {values['holds']:.0f} of {values['retrieved']:.0f} "
+                      f"retrieved judged documents ({values['rate']:.1%}; {values['pairs']:.0f} answer spans)", highlight=False)
     console.print(f"average non-zero weights: query {result.meta['avg_query_nonzero_weights']:.1f}, "
                   f"passage {result.meta['avg_passage_nonzero_weights']:.1f}", highlight=False)
     if run_out is not None:
         console.print(f"wrote {run_out}/{{sparse,bm25,hybrid}}.run", highlight=False)
+
+
+@app.command("eval-expansions")
+def eval_expansions(
+    probe: Annotated[Path, typer.Option("--probe", help="JSONL {id, text, expected: [words]}.")] = Path("eval_data/expansion_probe.jsonl"),
+    top: Annotated[int, typer.Option("--top", min=1, help="Expansion tokens judged per query.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary and every query's judged expansions.")] = False,
+    model: ModelOption = None,
+) -> None:
+    """Share of the words the model adds to everyday queries that are related to them (expansion quality)."""
+    from retrieval.expansion_quality import evaluate_expansions, read_probe
+
+    if not probe.is_file():
+        _fail(f"--probe {probe}: no such file")
+    try:
+        queries = read_probe(probe)
+    except ValueError as exc:
+        _fail(str(exc))
+    enc = _load_encoder(model)
+    summary, results = evaluate_expansions(enc, queries, top)
+    summary["model"] = enc.model_id
+    if as_json:
+        typer.echo(json.dumps({"summary": summary, "queries": [r.to_json() for r in results]}, ensure_ascii=False))
+        return
+    for r in results[:10]:
+        shown = ", ".join(f"{t}{'' if ok else '✗'}" for (t, _), ok in zip(r.expansions, r.related))
+        console.print(f"{r.query.text}  →  {shown}", highlight=False, markup=False)
+    console.print(f"{summary['queries']} probe queries, model {enc.model_id}: {summary['related_share']:.1%} of "
+                  f"{summary['expansion_tokens']} top-{top} expansion tokens related (per query "
+                  f"{summary['related_share_per_query']:.1%}; ✗ = judged unrelated)", highlight=False)
 
 
 @app.command()

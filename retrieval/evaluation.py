@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,48 @@ class JudgedQuery:
     style: str | None = None
 
 
+@dataclass(frozen=True)
+class AnswerSpan:
+    """Where a judged document answers a query: an exact substring of the document's text."""
+
+    query_id: str
+    doc_id: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A judged test collection folder: corpus.jsonl, queries.jsonl, qrels.tsv, splits.json (+ answer_spans.jsonl)."""
+
+    folder: Path
+
+    @property
+    def corpus(self) -> Path:
+        return self.folder / "corpus.jsonl"
+
+    @property
+    def queries(self) -> Path:
+        return self.folder / "queries.jsonl"
+
+    @property
+    def qrels(self) -> Path:
+        return self.folder / "qrels.tsv"
+
+    @property
+    def splits(self) -> Path:
+        return self.folder / "splits.json"
+
+    @property
+    def answer_spans(self) -> Path:
+        return self.folder / "answer_spans.jsonl"
+
+    def check(self) -> None:
+        """Raise ValueError naming the first required file the folder lacks."""
+        for path in (self.corpus, self.queries, self.qrels):
+            if not path.is_file():
+                raise ValueError(f"{self.folder} is not a test collection: {path.name} is missing")
+
+
 @dataclass
 class EvaluationResult:
     """Metrics per mode (and per style), plus what the runs looked like."""
@@ -38,6 +81,7 @@ class EvaluationResult:
     by_style: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # mode -> style -> metrics
     runs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # mode -> qid -> doc -> score
     meta: dict[str, Any] = field(default_factory=dict)
+    answer_passage: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> pairs, retrieved, holds, rate
 
     def to_json(self) -> dict[str, Any]:
         """`{"sparse": {...}, "bm25": {...}, "hybrid": {...}, "_meta": {...}}` (per-style under `by_style`)."""
@@ -46,6 +90,8 @@ class EvaluationResult:
             out[mode] = {k: round(v, 6) for k, v in values.items()}
             if mode in self.by_style:
                 out[mode]["by_style"] = {s: {k: round(v, 6) for k, v in m.items()} for s, m in self.by_style[mode].items()}
+            if mode in self.answer_passage:
+                out[mode]["answer_passage"] = {k: round(v, 6) for k, v in self.answer_passage[mode].items()}
         out["_meta"] = self.meta
         return out
 
@@ -79,6 +125,39 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return dict(qrels)
 
 
+def read_answer_spans(path: Path) -> list[AnswerSpan]:
+    """Answer spans from JSONL lines with `query_id`, `doc_id` and `answer`."""
+    spans = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                spans.append(AnswerSpan(str(row["query_id"]), str(row["doc_id"]), str(row["answer"])))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected a JSON object with 'query_id', 'doc_id' and 'answer' ({exc})") from None
+    return spans
+
+
+def holds_answer(passage: str, answer: str) -> bool:
+    """Whether a passage shows the answer: at least half of the answer span's characters, contiguous.
+
+    Passages are cut at sentence ends with a small overlap, so a span of several sentences can
+    straddle two passages; the passage holding most of it is the one that answers.
+    """
+    from difflib import SequenceMatcher
+
+    norm = lambda t: " ".join(unicodedata.normalize("NFC", t).split())  # noqa: E731
+    passage, answer = norm(passage), norm(answer)
+    if not answer:
+        return False
+    if answer in passage:
+        return True
+    match = SequenceMatcher(None, passage, answer, autojunk=False).find_longest_match(0, len(passage), 0, len(answer))
+    return match.size >= 0.5 * len(answer)
+
+
 def read_split(path: Path, split: str) -> set[str]:
     """The query ids of one split of a `{"train": [...], "dev": [...], "test": [...]}` file."""
     splits = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -101,12 +180,18 @@ def score_runs(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]
 
 
 def evaluate_modes(searcher: Searcher, queries: Sequence[JudgedQuery], qrels: dict[str, dict[str, int]], *,
-                   modes: Sequence[str] = ("sparse", "bm25", "hybrid"), by_style: bool = False) -> EvaluationResult:
-    """Rank every query with every mode (documents, 100 deep) and score the runs with ranx."""
+                   modes: Sequence[str] = ("sparse", "bm25", "hybrid"), by_style: bool = False,
+                   answer_spans: Sequence[AnswerSpan] = ()) -> EvaluationResult:
+    """Rank every query with every mode (documents, 100 deep) and score the runs with ranx.
+
+    With `answer_spans`, also count how often the passage shown for a judged document (its best
+    passage in that mode's ranking) holds the answer span, over the pairs whose document is retrieved.
+    """
     queries = [q for q in queries if q.id in qrels]
     if not queries:
         raise ValueError("none of the queries has relevance judgments")
     runs: dict[str, dict[str, dict[str, float]]] = {m: {} for m in modes}
+    shown: dict[str, dict[str, dict[str, str]]] = {m: {} for m in modes}  # mode -> qid -> doc -> best passage text
     query_nnz = []
     for q in queries:
         tokens = searcher.query_tokens(q.text)
@@ -114,6 +199,7 @@ def evaluate_modes(searcher: Searcher, queries: Sequence[JudgedQuery], qrels: di
         for mode in modes:
             hits = searcher.rank(q.text, SearchMode(mode), RUN_DEPTH, query_tokens=tokens)
             runs[mode][q.id] = {h.doc_id: h.score for h in hits}
+            shown[mode][q.id] = {h.doc_id: h.text for h in hits}
     qrels_used = {q.id: qrels[q.id] for q in queries}
     metrics = {mode: score_runs(qrels_used, runs[mode]) for mode in modes}
     styles: dict[str, dict[str, dict[str, float]]] = {}
@@ -127,11 +213,21 @@ def evaluate_modes(searcher: Searcher, queries: Sequence[JudgedQuery], qrels: di
                 sub = {i: qrels_used[i] for i in ids if any(r > 0 for r in qrels_used[i].values())}
                 if sub:
                     styles[mode][style] = score_runs(sub, runs[mode]) | {"queries": float(len(sub))}
+    answer_passage = {mode: _answer_passage_rate(shown[mode], answer_spans, qrels_used) for mode in modes} if answer_spans else {}
     stats = searcher.backend.stats()
     meta = {"queries": len(queries), "avg_query_nonzero_weights": sum(query_nnz) / len(query_nnz),
             "avg_passage_nonzero_weights": stats.avg_nonzero_weights, "passages": stats.passages,
             "documents": stats.documents, "model": searcher.encoder.model_id, "run_depth": RUN_DEPTH}
-    return EvaluationResult(metrics=metrics, by_style=styles, runs=runs, meta=meta)
+    return EvaluationResult(metrics=metrics, by_style=styles, runs=runs, meta=meta, answer_passage=answer_passage)
+
+
+def _answer_passage_rate(shown: dict[str, dict[str, str]], spans: Sequence[AnswerSpan],
+                         qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    pairs = [s for s in spans if s.query_id in qrels]
+    retrieved = [s for s in pairs if s.doc_id in shown.get(s.query_id, {})]
+    holds = sum(holds_answer(shown[s.query_id][s.doc_id], s.answer) for s in retrieved)
+    return {"pairs": float(len(pairs)), "retrieved": float(len(retrieved)), "holds": float(holds),
+            "rate": holds / len(retrieved) if retrieved else 0.0}
 
 
 def write_trec_runs(runs: dict[str, dict[str, dict[str, float]]], directory: Path) -> list[Path]:
