@@ -28,6 +28,14 @@ class DataConfig(BaseModel):
     train_splits: list[str] = ["train"]  # never "test"
     eval_split: str | None = "dev"
     title_pairs: bool = True  # corpus (title -> text) pairs: document-side signal, no queries involved
+    # JSONL {"title", "sections": [...], "queries": [{"query", "section"}]}: the answering section is the positive,
+    # another section of the same document the hard negative (passage-level training on long documents)
+    long_document_files: list[Path] = Field(default_factory=list)
+    # sample_dir/answer_spans.jsonl on the train splits: the passage holding the answer vs the document's other passages
+    answer_passages: bool = False
+    # BM25-mined negatives for the sample train queries: often unjudged answers (measured on dev), so off by default;
+    # the hard phase then uses the written and structural negatives only
+    mined_negatives: bool = False
 
     @field_validator("sample_dir", "eval_split", mode="before")
     @classmethod
@@ -57,6 +65,10 @@ class ContrastiveConfig(BaseModel):
     query_regularizer_weight: float = 5e-4
     document_regularizer_weight: float = 3e-4
     warmup_ratio: float = 0.1
+    # Expansion anchor (AnchoredSpladeLoss): penalise weight outside a text's own tokens and their Kiwi neighbours
+    query_anchor_weight: float = 0.0
+    document_anchor_weight: float = 0.0
+    max_steps: int = -1  # > 0: stop each phase after this many steps (a CPU budget)
 
 
 class TrainConfig(BaseModel):

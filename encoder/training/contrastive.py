@@ -26,7 +26,7 @@ def _dataset(triples: list[Triple], with_negatives: bool):
 
 
 def train_contrastive(model_dir: Path, out_dir: Path, triples: list[Triple], config: ContrastiveConfig, *, seed: int,
-                      max_length: int, evaluator=None) -> Path:
+                      max_length: int, evaluator=None, anchor_teacher=None) -> Path:
     """Fine-tune the masked-LM in model_dir; save the final HF model folder to out_dir and return it."""
     from sentence_transformers.sparse_encoder import SparseEncoder, SparseEncoderTrainer, SparseEncoderTrainingArguments
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
@@ -35,18 +35,23 @@ def train_contrastive(model_dir: Path, out_dir: Path, triples: list[Triple], con
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SparseEncoder(str(model_dir), device=device, model_kwargs={"dtype": torch.float32})
     model.max_seq_length = max_length
-    loss = SpladeLoss(
-        model,
-        SparseMultipleNegativesRankingLoss(model),
-        query_regularizer_weight=config.query_regularizer_weight,
-        document_regularizer_weight=config.document_regularizer_weight,
-    )
+    regularizers = {"query_regularizer_weight": config.query_regularizer_weight,
+                    "document_regularizer_weight": config.document_regularizer_weight}
+    if anchor_teacher is not None:
+        from encoder.training.anchored_loss import AnchoredSpladeLoss
+
+        loss = AnchoredSpladeLoss(model, SparseMultipleNegativesRankingLoss(model), teacher=anchor_teacher,
+                                  query_anchor_weight=config.query_anchor_weight,
+                                  document_anchor_weight=config.document_anchor_weight, **regularizers)
+    else:
+        loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), **regularizers)
     for phase, epochs, with_negatives in (("easy", config.easy_epochs, False), ("hard", config.hard_epochs, True)):
         if epochs <= 0:
             continue
         args = SparseEncoderTrainingArguments(
             output_dir=str(out_dir.parent / f"checkpoints-{phase}"),
             num_train_epochs=epochs,
+            max_steps=config.max_steps,
             per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             warmup_ratio=config.warmup_ratio,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,4 +107,54 @@ def mine_negatives(collection: SampleCollection, qids: list[str], segment, depth
     for qid, ranked in zip(qids, results.tolist()):
         domain = collection.queries[qid]["domain"]
         out[qid] = [doc_ids[i] for i in ranked if collection.docs[doc_ids[i]]["domain"] == domain]
+    return out
+
+
+def long_document_triples(paths: list[Path], rng: random.Random) -> list[Triple]:
+    """Section-level questions on long documents: the answering section vs another section of the same document."""
+    out = []
+    for path in paths:
+        for n, row in enumerate(_jsonl(path), 1):
+            sections, title = row.get("sections") or [], row.get("title", "")
+            for q in row.get("queries") or []:
+                i = q.get("section")
+                if not q.get("query") or not isinstance(i, int) or not 0 <= i < len(sections):
+                    raise ValueError(f"{path}:{n}: every query needs 'query' and a 'section' index into 'sections'")
+                others = [s for j, s in enumerate(sections) if j != i]
+                negative = f"{title}. {rng.choice(others)}" if others else None
+                out.append(Triple(q["query"], f"{title}. {sections[i]}", negative, path.stem))
+    return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def passage_windows(text: str, limit: int = PASSAGE_CHARS) -> list[str]:
+    """A long text cut at sentence ends into consecutive windows of at most `limit` characters (or one sentence)."""
+    windows: list[str] = []
+    for sentence in (s.strip() for s in _SENTENCE_END.split(text)):
+        if not sentence:
+            continue
+        if windows and len(windows[-1]) + 1 + len(sentence) <= limit:
+            windows[-1] += " " + sentence
+        else:
+            windows.append(sentence)
+    return windows
+
+
+def answer_passage_triples(collection: SampleCollection, spans_file: Path, splits: list[str], rng: random.Random) -> list[Triple]:
+    """(query, the window of a long document holding the judged answer, another window of it) for the given splits."""
+    wanted = {q for split in splits if split != "test" for q in collection.splits[split]}
+    out = []
+    for row in _jsonl(spans_file):
+        if row["query_id"] not in wanted:
+            continue
+        doc = collection.docs[row["doc_id"]]
+        windows = passage_windows(doc["text"])
+        holding = [w for w in windows if row["answer"][:40] in w]
+        others = [w for w in windows if w not in holding]
+        if holding and others:
+            title = doc["title"]
+            out.append(Triple(collection.queries[row["query_id"]]["text"], f"{title}. {holding[0]}",
+                              f"{title}. {rng.choice(others)}", "answer-passages"))
     return out

@@ -13,6 +13,9 @@ import torch
 from tqdm import tqdm
 
 
+DEGENERATE_SCORE = 0.85  # a word whose 20th neighbour is this close has no usable embedding
+
+
 def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6) -> dict[int, list[tuple[int, float]]]:
     """token id -> [(neighbour token id, cosine score)] for vocabulary words Kiwi knows."""
     from encoder.kiwi_analysis import kiwi as process_kiwi
@@ -24,9 +27,11 @@ def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6
         if word.startswith(("[", "##")) or len(word) < 2 and not ("\uac00" <= word <= "\ud7a3"):
             continue
         try:
-            similar = kiwi.most_similar_morphemes(word, top_n=top_n * 3)
+            similar = kiwi.most_similar_morphemes(word, top_n=max(top_n * 3, 20))
         except (ValueError, RuntimeError, KeyError):
             continue
+        if len(similar) >= 20 and similar[19].score >= DEGENERATE_SCORE:
+            continue  # a rare word's embedding: its "neighbours" are an arbitrary cluster (침침하 -> 뤽상부르, 쓰담쓰담)
         out = []
         for m in similar:
             j = index.get(m.form)

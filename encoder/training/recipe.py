@@ -19,7 +19,9 @@ from encoder.training.contrastive import dev_evaluator, train_contrastive
 from encoder.training.data import (
     SampleCollection,
     Triple,
+    answer_passage_triples,
     doc_query_triples,
+    long_document_triples,
     mine_negatives,
     pair_file_triples,
     passage_text,
@@ -65,6 +67,16 @@ def prepare(config: TrainConfig) -> Path:
         }
         (out / "dev.json").write_text(json.dumps(dev, ensure_ascii=False), encoding="utf-8")
     manifest = {"building": building, "segmentation": segmenter.config() if segmenter else None}
+    anchored = config.contrastive.query_anchor_weight > 0 or config.contrastive.document_anchor_weight > 0
+    if anchored and not building:  # the anchor needs Kiwi neighbours of the existing vocabulary
+        from transformers import AutoTokenizer
+
+        from encoder.model_resolution import resolve_model
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base.from_model)[1], local_files_only=True)
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        graph = neighbour_graph(vocab, top_n=config.distill.neighbours, min_score=config.distill.min_score)
+        (out / "neighbours.json").write_text(json.dumps(graph), encoding="utf-8")
     if building:
         texts = [t.query for t in triples] + [t.positive for t in triples] + [t.negative for t in triples if t.negative]
         if collection:
@@ -97,8 +109,19 @@ def fit(config: TrainConfig, prepared: Path) -> Path:
         dev = json.loads((prepared / "dev.json").read_text(encoding="utf-8"))
         evaluator = dev_evaluator(dev["queries"], dev["corpus"], {q: set(d) for q, d in dev["relevant"].items()},
                                   name=config.data.eval_split or "dev")
+    teacher = None
+    if (prepared / "neighbours.json").is_file() and (config.contrastive.query_anchor_weight > 0
+                                                     or config.contrastive.document_anchor_weight > 0):
+        from transformers import AutoTokenizer
+
+        from encoder.training.kiwi_teacher import ExpansionTeacher
+
+        tokenizer = AutoTokenizer.from_pretrained(start_dir)
+        raw_graph = json.loads((prepared / "neighbours.json").read_text(encoding="utf-8"))
+        teacher = ExpansionTeacher({int(k): [tuple(x) for x in v] for k, v in raw_graph.items()}, len(tokenizer),
+                                   tokenizer.all_special_ids)
     final = train_contrastive(start_dir, config.work_dir / "final", triples, config.contrastive, seed=config.seed,
-                              max_length=config.base.max_length, evaluator=evaluator)
+                              max_length=config.base.max_length, evaluator=evaluator, anchor_teacher=teacher)
     segmentation = manifest["segmentation"]
     export_model(final, config, KiwiSegmenter.from_config(segmentation), started)
     return config.output_dir
@@ -142,15 +165,19 @@ def collect_triples(config: TrainConfig, segment) -> tuple[list[Triple], SampleC
     """Every training triple the config names: pair files, the sample train split, corpus titles."""
     rng = random.Random(config.seed)
     triples = pair_file_triples(config.data.pair_files)
+    triples += long_document_triples(config.data.long_document_files, rng)
     collection = None
     if config.data.sample_dir:
         collection = SampleCollection.load(config.data.sample_dir)
         qids = [q for split in config.data.train_splits for q in collection.splits[split]]
-        mined = mine_negatives(collection, qids, segment)
+        mined = mine_negatives(collection, qids, segment) if config.data.mined_negatives else {}
         triples += sample_triples(collection, config.data.train_splits, mined, rng)
         triples += doc_query_triples(collection, config.data.doc_query_files)
         if config.data.title_pairs:
             triples += title_triples(collection)
+        if config.data.answer_passages:
+            triples += answer_passage_triples(collection, config.data.sample_dir / "answer_spans.jsonl",
+                                              config.data.train_splits, rng)
     rng.shuffle(triples)
     return triples, collection
 
