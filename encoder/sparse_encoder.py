@@ -70,6 +70,7 @@ class SparseEncoder:
         batch_size: int = 32,
         segmenter: KiwiSegmenter | None = None,
         precision: str = "fp32",
+        query_expansion: bool = True,
     ) -> None:
         self.precision = _check_precision(precision, torch.device(device))
         self.model = model.eval().to(device)
@@ -81,6 +82,8 @@ class SparseEncoder:
         self.document_pruning = document_pruning or Pruning()
         self.query_pruning = query_pruning or Pruning()
         self.batch_size = batch_size
+        # False: a query keeps the weights of its own tokens only (no expansion on the query side; documents still expand)
+        self.query_expansion = query_expansion
         self.truncated_count = 0  # texts cut at max_length since load (the ingest worker chunks first)
         self._projection = _defer_output_projection(self.model)
         if self.precision == "int8":
@@ -138,6 +141,7 @@ class SparseEncoder:
             batch_size=batch_size,
             segmenter=KiwiSegmenter.from_config(settings.get("pre_segmentation")),
             precision=precision or default_precision(settings.get("cpu_precision"), device),
+            query_expansion=settings.get("query_expansion", True),
         )
 
     # ------------------------------------------------------------------ public API
@@ -146,8 +150,17 @@ class SparseEncoder:
         return [self.document_pruning.apply(v) for v in self._encode(texts, batch_size)]
 
     def encode_queries(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[dict[str, float]]:
-        """Encode queries with the query pruning."""
-        return [self.query_pruning.apply(v) for v in self._encode(texts, batch_size)]
+        """Encode queries with the query pruning (and without expansions when `query_expansion` is off)."""
+        vectors = self._encode(texts, batch_size)
+        if not self.query_expansion:
+            vectors = [self._own_tokens_only(text, v) for text, v in zip(texts, vectors)]
+        return [self.query_pruning.apply(v) for v in vectors]
+
+    def _own_tokens_only(self, text: str, vector: dict[str, float]) -> dict[str, float]:
+        ids = self.tokenizer(self.model_text([text]), add_special_tokens=False, truncation=True,
+                             max_length=self.max_length)["input_ids"][0]
+        own = {self.feature_names[i] for i in ids if i < self.vocab_size}
+        return {name: w for name, w in vector.items() if name in own}
 
     def top_tokens(self, text: str, top_k: int = 20) -> list[tuple[str, float]]:
         """The model card's get_top_tokens: the k heaviest (display token, weight) pairs."""
