@@ -30,10 +30,11 @@ def _fail(message: str) -> None:
 
 def _load_encoder(model: str | None):
     from encoder import ModelNotFoundError
-    from ksearch.opening import load_encoder
+    from retrieval.opening import load_encoder
+    from retrieval.settings import get_settings
 
     try:
-        return load_encoder(model)
+        return load_encoder(get_settings(), model)
     except (ModelNotFoundError, ValueError) as exc:  # ValueError: a bad setting (precision, pruning, ksearch.json)
         _fail(str(exc))
 
@@ -93,7 +94,7 @@ def bench_encode(
     from ksearch.benchmarks.runner import write_json
 
     if not seed_sized and model is None:
-        from ksearch.settings import get_settings
+        from retrieval.settings import get_settings
 
         model = get_settings().model
     result = run_encode_bench(model, seed_sized, passages, batch_size, tokens, corpus, repeats,
@@ -118,10 +119,10 @@ SplitsOption = Annotated[Path, typer.Option(help="Query splits (JSON).")]
 BenchHomeOption = Annotated[Optional[Path], typer.Option("--home", help="Where bench indexes live (default: $KSEARCH_HOME).")]
 
 
-def _bench_home(home: Path | None) -> Path:
-    from ksearch.settings import get_settings
+def _bench_config(home: Path | None):  # -> retrieval.backends.BackendConfig
+    from retrieval.settings import get_settings
 
-    return Path(home or get_settings().home)
+    return get_settings().backend_config(home=home)
 
 
 @bench_app.command("query")
@@ -144,7 +145,7 @@ def bench_query(
     from ksearch.benchmarks.runner import bench_opensearch, query_table, write_json
 
     enc = _load_encoder(model)
-    result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
+    result = run_query_bench(enc, corpus, queries, splits, split=split, config=_bench_config(home), index_name=index,
                              clients=clients, rounds=rounds, max_queries=max_queries,
                              opensearch=(lambda: bench_opensearch(True)) if opensearch else None)
     console.print(query_table(result))
@@ -164,8 +165,8 @@ def bench_ingest(
     from ksearch.benchmarks.runner import bench_opensearch, ingest_table, write_json
 
     enc = _load_encoder(model)
-    with bench_opensearch(opensearch) as url:
-        result = run_ingest_bench(enc, corpus, documents=documents, opensearch=url is not None)
+    with bench_opensearch(opensearch) as conn:
+        result = run_ingest_bench(enc, corpus, documents=documents, opensearch=conn)
     console.print(ingest_table(result))
     console.print(f"wrote {write_json(result, out)}")
 
@@ -188,7 +189,7 @@ def bench_scale(
     from ksearch.benchmarks.scale import run_scale_bench
 
     enc = _load_encoder(model)
-    result = run_scale_bench(enc, corpus, queries, splits, home=_bench_home(home), index_name=index,
+    result = run_scale_bench(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
                              sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
                              approximate=approximate)
     console.print(scale_table(result))
@@ -229,28 +230,35 @@ BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: e
 
 
 def _index_name(index: str | None) -> str:
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     return index or get_settings().index
+
+
+def _backend_config():  # -> retrieval.backends.BackendConfig
+    from retrieval.settings import get_settings
+
+    return get_settings().backend_config()
 
 
 def _open_searcher(index: str | None, backend: str, model: str | None):
     """Open an index and an encoder sharing its vocabulary (default model: the index's own when loadable)."""
     from encoder import ModelNotFoundError
-    from ksearch.opening import encoder_for_index, missing_index_message
     from retrieval.backends import open_index
     from retrieval.errors import IndexNotFoundError, RetrievalError
+    from retrieval.opening import encoder_for_index, missing_index_message
     from retrieval.searcher import Searcher
+    from retrieval.settings import get_settings
 
-    name = _index_name(index)
+    name, config = _index_name(index), _backend_config()
     try:
-        store = open_index(name, backend=backend)
+        store = open_index(name, backend=backend, config=config)
     except IndexNotFoundError as exc:
-        _fail(missing_index_message(name) if backend == "embedded" else str(exc))
+        _fail(missing_index_message(name, config.home) if backend == "embedded" else str(exc))
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
-        enc = encoder_for_index(store.meta.model_id, model)
+        enc = encoder_for_index(get_settings(), store.meta.model_id, model)
     except (ModelNotFoundError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -295,7 +303,8 @@ def ingest(
     name = _index_name(index)
     columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
     try:
-        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild)
+        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild,
+                                     config=_backend_config())
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:

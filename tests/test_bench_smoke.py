@@ -19,7 +19,7 @@ def tiny_inputs(tmp_path, monkeypatch, tiny_model_dir) -> dict[str, str]:
     monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KSEARCH_MODEL", raising=False)
     monkeypatch.delenv("KSEARCH_OPENSEARCH_URL", raising=False)
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     get_settings.cache_clear()
     corpus = tmp_path / "corpus.jsonl"

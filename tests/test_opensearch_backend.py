@@ -246,7 +246,7 @@ def test_clear_errors_without_credentials(conn):
 
 def test_cli_ingest_search_eval_on_opensearch(tmp_path, monkeypatch, opensearch_url, tiny_model_dir):
     from ksearch.cli import app
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KSEARCH_OPENSEARCH_URL", opensearch_url)
