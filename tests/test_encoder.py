@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from encoder import ModelNotFoundError, Pruning, PruneType, SparseEncoder, feature_to_token, token_to_feature
+from encoder.card_reference import card_encode
 
 TEXTS = [
     "집주인이 전세 보증금을 안 돌려줘요",
@@ -22,19 +22,10 @@ ARCHS = ["bert", "modernbert", "roberta"]
 
 
 def card_reference(model_dir, text: str, max_length: int = 64) -> dict[str, float]:
-    """The model card's encode(), verbatim in substance: full logits, one text at a time."""
+    """The model card's encode() of one text, with the model folder's own tokenizer and weights."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForMaskedLM.from_pretrained(model_dir, local_files_only=True).eval()
-    inputs = tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-    inputs = {k: v for k, v in inputs.items() if k in tokenizer.model_input_names}
-    with torch.no_grad():
-        logits = model(**inputs).logits
-        token_scores = torch.log1p(torch.relu(logits))
-        mask = inputs["attention_mask"].unsqueeze(-1).float()
-        sparse = (token_scores * mask).max(dim=1).values[0]
-    special = set(tokenizer.all_special_ids)
-    vocab = {i: t for t, i in tokenizer.get_vocab().items()}
-    return {vocab[i]: float(sparse[i]) for i in range(len(sparse)) if sparse[i] > 0 and i not in special}
+    return card_encode(model, tokenizer, [text], max_length)[0]
 
 
 def assert_same_vector(got: dict[str, float], want: dict[str, float], tol: float = 1e-4) -> None:

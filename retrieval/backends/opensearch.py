@@ -184,7 +184,7 @@ class OpenSearchIndex(SearchBackend):
                 self.dead_letter_file = writer.dead_letter_path
 
     def rejected_writes(self) -> list[RejectedWrite]:
-        """Passages OpenSearch (or the client, for NaN/infinite weights) refused; also in the dead-letter file."""
+        """Passages OpenSearch refused, or the client did (invalid vectors, status None); also in the dead-letter file."""
         return list(self._rejected)
 
     def delete(self, passage_ids: Iterable[str]) -> int:
