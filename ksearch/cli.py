@@ -196,6 +196,26 @@ def bench_scale(
     console.print(f"wrote {write_json(result, out)}")
 
 
+def bench_all_steps(opensearch: bool, sizes: str, results: Path) -> list[list[str]]:
+    """The `ksearch` command lines `bench all` runs, in order: what it runs and what the report says it ran."""
+    from encoder.model_resolution import SHIPPED_MODEL_ID
+
+    flag = ["--opensearch"] if opensearch else []
+    return [["bench", "encode", "--model", SHIPPED_MODEL_ID, "--passages", "256", "--repeats", "3",
+             "--out", f"{results}/encode-shipped.json"],
+            ["bench", "encode", "--seed-sized", "--passages", "48", "--repeats", "2", "--out", f"{results}/encode-seed-sized.json"],
+            ["bench", "query", *flag, "--out", f"{results}/query.json"],
+            ["bench", "ingest", *flag, "--documents", "400", "--out", f"{results}/ingest.json"],
+            ["bench", "scale", "--sizes", sizes, "--out", f"{results}/scale.json"]]
+
+
+def run_command_line(argv: list[str]) -> None:
+    """Run one `ksearch` command line in this process; its failure stops the caller with the same exit code."""
+    code = typer.main.get_command(app).main(args=argv, prog_name="ksearch", standalone_mode=False)
+    if code:
+        raise typer.Exit(code)
+
+
 @bench_app.command("all")
 def bench_all(
     opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
@@ -204,22 +224,15 @@ def bench_all(
     doc: Annotated[Path, typer.Option(help="The generated report.")] = Path("docs/benchmarks.md"),
 ) -> None:
     """encode (shipped model), query, ingest and scale with modest defaults, then write docs/benchmarks.md."""
-    from encoder.model_resolution import SHIPPED_MODEL_ID
+    import shlex
+
     from ksearch.benchmarks.report import write_report
 
+    steps = bench_all_steps(opensearch, sizes, results)
+    for argv in steps:
+        run_command_line(argv)
     flag = " --opensearch" if opensearch else ""
-    commands = [f"ksearch bench encode --model {SHIPPED_MODEL_ID} --passages 256 --repeats 3 --out {results}/encode-shipped.json",
-                f"ksearch bench encode --seed-sized --passages 48 --repeats 2 --out {results}/encode-seed-sized.json",
-                f"ksearch bench query{flag} --out {results}/query.json",
-                f"ksearch bench ingest{flag} --documents 400 --out {results}/ingest.json",
-                f"ksearch bench scale --sizes {sizes} --out {results}/scale.json"]
-    bench_encode(model=SHIPPED_MODEL_ID, passages=256, repeats=3, out=results / "encode-shipped.json",
-                 seed_sized=False, batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
-    bench_encode(model=None, passages=48, repeats=2, out=results / "encode-seed-sized.json", seed_sized=True,
-                 batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
-    bench_query(opensearch=opensearch, out=results / "query.json")
-    bench_ingest(opensearch=opensearch, out=results / "ingest.json")
-    bench_scale(sizes=sizes, out=results / "scale.json")
+    commands = [shlex.join(["ksearch", *argv]) for argv in steps]
     console.print(f"wrote {write_report(results, doc, ['ksearch bench all' + flag + f' --sizes {sizes}', '# runs:', *commands])}")
 
 
