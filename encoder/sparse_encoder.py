@@ -149,11 +149,6 @@ class SparseEncoder:
         """Encode queries with the query pruning."""
         return [self.query_pruning.apply(v) for v in self._encode(texts, batch_size)]
 
-    def top_tokens(self, text: str, top_k: int = 20) -> list[tuple[str, float]]:
-        """The model card's get_top_tokens: the k heaviest (display token, weight) pairs."""
-        vector = self._encode([text], None)[0]
-        return [(self.display_token(n), round(w, 4)) for n, w in list(vector.items())[:top_k]]
-
     def display_token(self, feature: str) -> str:
         """A feature name as a reader sees it, decoded as the model card does (`tokenizer.decode`)."""
         token_id = self.tokenizer.convert_tokens_to_ids(feature_to_token(feature))
