@@ -133,11 +133,11 @@ def test_bench_all_runs_exactly_the_command_lines_its_report_lists(tmp_path, mon
     import click
     import typer
 
+    import ksearch.bench_cli as bench_cli
     import ksearch.benchmarks.report as report
-    import ksearch.cli as cli
 
     ran, written = [], []
-    monkeypatch.setattr(cli, "run_command_line", ran.append)
+    monkeypatch.setattr(bench_cli, "run_command_line", ran.append)
     monkeypatch.setattr(report, "write_report", lambda results, doc, lines: written.extend(lines) or doc)
     _run("bench", "all", "--opensearch", "--sizes", "300,600", "--results", str(tmp_path / "r"),
          "--doc", str(tmp_path / "b.md"))
