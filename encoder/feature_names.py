@@ -63,3 +63,13 @@ def is_safe_feature_name(name: str) -> bool:
         return False
     stripped = _ESCAPE.sub("", name)
     return name == EMPTY_TOKEN_NAME or not any(_is_unsafe(c) for c in stripped)
+
+
+def fold_text(text: str) -> str:
+    """How text is compared with tokens: NFC, lower case."""
+    return unicodedata.normalize("NFC", text).lower()
+
+
+def normalize_token(token: str) -> str:
+    """A (display) token as it is compared with text: without subword markers (`##`, `▁`, `Ġ`), folded."""
+    return fold_text(token.removeprefix("##").strip("▁Ġ "))

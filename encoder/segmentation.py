@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from encoder.kiwi_analysis import analyse
+from encoder.kiwi_tags import CONTENT_TAGS, base_tag
 
 # Content morphemes kept (Kiwi/Sejong tags; irregular variants such as VV-R share the prefix).
-DEFAULT_KEEP_TAGS = ("NNG", "NNP", "NNB", "NR", "SN", "SL", "SH", "VV", "VA", "MAG", "XR")
+DEFAULT_KEEP_TAGS = CONTENT_TAGS
 
 
 class KiwiSegmenter:
@@ -47,7 +48,7 @@ class KiwiSegmenter:
         words: list[str] = []
         prev_tag, prev_end = "", -1
         for token in tokens:
-            tag, form = token.tag.split("-")[0], token.form
+            tag, form = base_tag(token.tag), token.form
             adjacent = bool(words) and prev_tag != "" and token.start == prev_end
             glue = adjacent and (
                 tag == "XSN"  # 임차+권, 2+형

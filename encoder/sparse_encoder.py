@@ -162,11 +162,6 @@ class SparseEncoder:
         own = {self.feature_names[i] for i in ids if i < self.vocab_size}
         return {name: w for name, w in vector.items() if name in own}
 
-    def top_tokens(self, text: str, top_k: int = 20) -> list[tuple[str, float]]:
-        """The model card's get_top_tokens: the k heaviest (display token, weight) pairs."""
-        vector = self._encode([text], None)[0]
-        return [(self.display_token(n), round(w, 4)) for n, w in list(vector.items())[:top_k]]
-
     def display_token(self, feature: str) -> str:
         """A feature name as a reader sees it, decoded as the model card does (`tokenizer.decode`)."""
         token_id = self.tokenizer.convert_tokens_to_ids(feature_to_token(feature))

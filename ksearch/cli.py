@@ -10,32 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ksearch.bench_cli import bench_app
+from ksearch.cli_common import ModelOption, console
+from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
+from ksearch.cli_common import load_encoder_or_fail as _load_encoder
+from ksearch.opensearch_cli import opensearch_app
+
 app = typer.Typer(help="Korean legal and medical search with a learned sparse encoder.", no_args_is_help=True)
 model_app = typer.Typer(help="Manage encoder models.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print figures and ratios measured side by side.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
-app.add_typer(bench_app, name="bench")
-console = Console(width=None if Console().is_terminal else 120)
-
-ModelOption = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="Model folder or cached hub id (default: $KSEARCH_MODEL, production, shipped)."),
-]
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(2)
-
-
-def _load_encoder(model: str | None):
-    from encoder import ModelNotFoundError
-    from ksearch.opening import load_encoder
-
-    try:
-        return load_encoder(model)
-    except (ModelNotFoundError, ValueError) as exc:  # ValueError: a bad setting (precision, pruning, ksearch.json)
-        _fail(str(exc))
 
 
 @app.command()
@@ -74,154 +57,6 @@ def model_pull(model_id: Annotated[str, typer.Argument(help="Hugging Face hub id
     console.print(f"downloaded {model_id} to {path}")
 
 
-@bench_app.command("encode")
-def bench_encode(
-    model: ModelOption = None,
-    seed_sized: Annotated[bool, typer.Option("--seed-sized", help="Random ModernBERT of the production model's size.")] = False,
-    passages: Annotated[int, typer.Option(min=1)] = 64,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    tokens: Annotated[int, typer.Option(help="Target passage length in tokens.")] = 48,
-    repeats: Annotated[int, typer.Option(min=1, help="Runs per variant; the median is reported.")] = 1,
-    corpus: Annotated[Path, typer.Option(help="Passages are cut from this JSONL corpus when it exists.")] = Path("sample_data/corpus.jsonl"),
-    parity: Annotated[bool, typer.Option(help="Also index the sample corpus with each variant and compare test-split "
-                                              "nDCG@10 with fp32 (needs sample_data/).")] = True,
-    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/encode.json"),
-) -> None:
-    """Card loop vs batched vs optimised encoders: passages/s, peak memory, ratio, parity."""
-    from ksearch.benchmarks.encode import meets_target, run_encode_bench
-    from ksearch.benchmarks.parity import ParityData
-    from ksearch.benchmarks.runner import write_json
-
-    if not seed_sized and model is None:
-        from ksearch.settings import get_settings
-
-        model = get_settings().model
-    result = run_encode_bench(model, seed_sized, passages, batch_size, tokens, corpus, repeats,
-                              parity=ParityData.sample() if parity else None)
-    table = Table(title=f"encode: {result['model']} | {result['passages']} passages, ~{result['mean_tokens']:.0f} tokens | "
-                        f"{result['hardware']} | default precision {result['default_precision']}")
-    for col in ("variant", "passages/s", "x card loop", "peak RSS MiB", "peak extra MiB", "top-20 overlap", "nDCG@10",
-                "parity", "target"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
-    for v in result["variants"]:
-        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        table.add_row(v["name"], f"{v['passages_per_s']:.2f}", f"{v['speedup_vs_card']:.2f}", f"{v['peak_rss_mb']:.0f}",
-                      f"{v['peak_extra_mb']:.0f}", fmt(v["top20_overlap_vs_fp32"]), fmt(v["ndcg_at_10"]),
-                      fmt(v["ndcg_parity_vs_fp32"]), "met" if meets_target(v) else "-")
-    console.print(table)
-    console.print(f"wrote {write_json(result, out)}")
-
-
-CorpusOption = Annotated[Path, typer.Option(help="JSONL corpus the benchmark indexes.")]
-QueriesOption = Annotated[Path, typer.Option(help="Sample queries (JSONL with id and text).")]
-SplitsOption = Annotated[Path, typer.Option(help="Query splits (JSON).")]
-BenchHomeOption = Annotated[Optional[Path], typer.Option("--home", help="Where bench indexes live (default: $KSEARCH_HOME).")]
-
-
-def _bench_home(home: Path | None) -> Path:
-    from ksearch.settings import get_settings
-
-    return Path(home or get_settings().home)
-
-
-@bench_app.command("query")
-def bench_query(
-    model: ModelOption = None,
-    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
-    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
-    queries: QueriesOption = Path("sample_data/queries.jsonl"),
-    splits: SplitsOption = Path("sample_data/splits.json"),
-    split: Annotated[str, typer.Option(help="Query split (dev, test, train, all).")] = "dev",
-    max_queries: Annotated[Optional[int], typer.Option(min=1, help="Use at most this many queries.")] = None,
-    rounds: Annotated[int, typer.Option(min=1, help="Passes over the queries.")] = 1,
-    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
-    index: Annotated[str, typer.Option(help="Bench index name (built from --corpus once, reused).")] = "bench-sample",
-    home: BenchHomeOption = None,
-    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/query.json"),
-) -> None:
-    """Encode / search / total latency percentiles and QPS per backend and mode, 1 and N clients."""
-    from ksearch.benchmarks.query import run_query_bench
-    from ksearch.benchmarks.runner import bench_opensearch, query_table, write_json
-
-    enc = _load_encoder(model)
-    result = run_query_bench(enc, corpus, queries, splits, split=split, home=_bench_home(home), index_name=index,
-                             clients=clients, rounds=rounds, max_queries=max_queries,
-                             opensearch=(lambda: bench_opensearch(True)) if opensearch else None)
-    console.print(query_table(result))
-    console.print(f"wrote {write_json(result, out)}")
-
-
-@bench_app.command("ingest")
-def bench_ingest(
-    model: ModelOption = None,
-    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and ingest into it too.")] = False,
-    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
-    documents: Annotated[int, typer.Option(min=1, help="Documents taken from the start of the corpus.")] = 400,
-    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/ingest.json"),
-) -> None:
-    """Ingest passages/s into each backend vs pure batched encoding of the same passages."""
-    from ksearch.benchmarks.ingest import run_ingest_bench
-    from ksearch.benchmarks.runner import bench_opensearch, ingest_table, write_json
-
-    enc = _load_encoder(model)
-    with bench_opensearch(opensearch) as url:
-        result = run_ingest_bench(enc, corpus, documents=documents, opensearch=url is not None)
-    console.print(ingest_table(result))
-    console.print(f"wrote {write_json(result, out)}")
-
-
-@bench_app.command("scale")
-def bench_scale(
-    model: ModelOption = None,
-    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes, comma-separated (e.g. 10000,100000,1000000).")] = "10000,100000",
-    approximate: Annotated[bool, typer.Option(help="Also build a Seismic index and measure recall@10 vs exact.")] = True,
-    max_queries: Annotated[int, typer.Option(min=1)] = 200,
-    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
-    queries: QueriesOption = Path("sample_data/queries.jsonl"),
-    splits: SplitsOption = Path("sample_data/splits.json"),
-    index: Annotated[str, typer.Option(help="Real index whose vectors are sampled.")] = "bench-sample",
-    home: BenchHomeOption = None,
-    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/scale.json"),
-) -> None:
-    """Exact and approximate query latency, memory and recall on synthetic corpora shaped like the real vectors."""
-    from ksearch.benchmarks.runner import scale_table, write_json
-    from ksearch.benchmarks.scale import run_scale_bench
-
-    enc = _load_encoder(model)
-    result = run_scale_bench(enc, corpus, queries, splits, home=_bench_home(home), index_name=index,
-                             sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
-                             approximate=approximate)
-    console.print(scale_table(result))
-    console.print(f"wrote {write_json(result, out)}")
-
-
-@bench_app.command("all")
-def bench_all(
-    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
-    sizes: Annotated[str, typer.Option(help="Scale sizes.")] = "10000,100000,1000000",
-    results: Annotated[Path, typer.Option(help="Results folder.")] = Path("bench/results"),
-    doc: Annotated[Path, typer.Option(help="The generated report.")] = Path("docs/benchmarks.md"),
-) -> None:
-    """encode (shipped model), query, ingest and scale with modest defaults, then write docs/benchmarks.md."""
-    from encoder.model_resolution import SHIPPED_MODEL_ID
-    from ksearch.benchmarks.report import write_report
-
-    flag = " --opensearch" if opensearch else ""
-    commands = [f"ksearch bench encode --model {SHIPPED_MODEL_ID} --passages 256 --repeats 3 --out {results}/encode-shipped.json",
-                f"ksearch bench encode --seed-sized --passages 48 --repeats 2 --out {results}/encode-seed-sized.json",
-                f"ksearch bench query{flag} --out {results}/query.json",
-                f"ksearch bench ingest{flag} --documents 400 --out {results}/ingest.json",
-                f"ksearch bench scale --sizes {sizes} --out {results}/scale.json"]
-    bench_encode(model=SHIPPED_MODEL_ID, passages=256, repeats=3, out=results / "encode-shipped.json",
-                 seed_sized=False, batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
-    bench_encode(model=None, passages=48, repeats=2, out=results / "encode-seed-sized.json", seed_sized=True,
-                 batch_size=32, tokens=48, corpus=Path("sample_data/corpus.jsonl"))
-    bench_query(opensearch=opensearch, out=results / "query.json")
-    bench_ingest(opensearch=opensearch, out=results / "ingest.json")
-    bench_scale(sizes=sizes, out=results / "scale.json")
-    console.print(f"wrote {write_report(results, doc, ['ksearch bench all' + flag + f' --sizes {sizes}', '# runs:', *commands])}")
-
-
 # ---------------------------------------------------------------------- ingest, search, eval
 IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: $KSEARCH_INDEX, 'sample').")]
 BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: embedded (a folder under $KSEARCH_HOME) "
@@ -229,28 +64,35 @@ BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: e
 
 
 def _index_name(index: str | None) -> str:
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     return index or get_settings().index
+
+
+def _backend_config():  # -> retrieval.backends.BackendConfig
+    from retrieval.settings import get_settings
+
+    return get_settings().backend_config()
 
 
 def _open_searcher(index: str | None, backend: str, model: str | None):
     """Open an index and an encoder sharing its vocabulary (default model: the index's own when loadable)."""
     from encoder import ModelNotFoundError
-    from ksearch.opening import encoder_for_index, missing_index_message
     from retrieval.backends import open_index
     from retrieval.errors import IndexNotFoundError, RetrievalError
+    from retrieval.opening import encoder_for_index, missing_index_message
     from retrieval.searcher import Searcher
+    from retrieval.settings import get_settings
 
-    name = _index_name(index)
+    name, config = _index_name(index), _backend_config()
     try:
-        store = open_index(name, backend=backend)
+        store = open_index(name, backend=backend, config=config)
     except IndexNotFoundError as exc:
-        _fail(missing_index_message(name) if backend == "embedded" else str(exc))
+        _fail(missing_index_message(name, config.home) if backend == "embedded" else str(exc))
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
-        enc = encoder_for_index(store.meta.model_id, model)
+        enc = encoder_for_index(get_settings(), store.meta.model_id, model)
     except (ModelNotFoundError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -302,7 +144,8 @@ def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: 
         _fail(str(exc))
     enc = _load_encoder(model)
     try:
-        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild)
+        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild,
+                                     config=_backend_config())
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
@@ -522,8 +365,7 @@ def train(
         console.print(f"model written to {out}")
 
 
-from ksearch.opensearch_cli import opensearch_app  # noqa: E402
-
+app.add_typer(bench_app, name="bench")
 app.add_typer(opensearch_app, name="opensearch")
 
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 from ingest import ColumnMapping, InputFileError, SourceDocument, read_documents
-from ksearch.settings import get_settings
 from retrieval.backends import EmbeddedIndex
 from retrieval.errors import IndexNotFoundError, RetrievalError
 from retrieval.passage import doc_id_of
+from retrieval.settings import get_settings
 
 READY, INGEST, FOREIGN = 0, 1, 2
 
@@ -55,13 +55,13 @@ def demo_index_state(corpus: Path, index_dir: Path, model_id: str, vocab_hash: s
 
 def main(argv: list[str]) -> int:
     """Print the state of the demo index and return its exit code."""
-    from ksearch.opening import load_encoder
+    from retrieval.opening import load_encoder
 
     if len(argv) != 1:
         print("usage: python -m ksearch.demo_index CORPUS", file=sys.stderr)
         return FOREIGN
     settings = get_settings()
-    encoder = load_encoder()
+    encoder = load_encoder(settings)
     code, message = demo_index_state(Path(argv[0]), Path(settings.home) / settings.index, encoder.model_id, encoder.vocab_hash)
     print(message, file=sys.stderr if code == FOREIGN else sys.stdout)
     return code

@@ -5,7 +5,8 @@
 over the union of each retriever's top `HYBRID_CANDIDATES` (at least k) results, where
 minmax_X(d) = (s_X(d) - min_X) / (max_X - min_X) over X's own candidates (1.0 when they all tie),
 and 0 for a result X did not return. This is what OpenSearch's normalization-processor does with
-`min_max` + `arithmetic_mean` weights [w, 1 - w] (`retrieval.query.hybrid_pipeline_body`).
+`min_max` + `arithmetic_mean` weights [w, 1 - w]; ksearch fuses client-side for both backends, so no
+search pipeline is needed on the cluster.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Korean content morphemes with Kiwi, for BM25 (the process-wide Kiwi of `encoder.kiwi_analysis`).
 
-Kept (Sejong tags as Kiwi emits them, irregular-conjugation suffixes such as `VV-I` folded):
+Kept: `encoder.kiwi_tags.BM25_TAGS` (irregular-conjugation suffixes such as `VV-I` folded):
   NNG/NNP common and proper nouns, NR numerals, VV/VA verb and adjective stems, XR roots,
   SL foreign (Latin) words (lower-cased), SN numbers, SH hanja.
-Dropped: particles (J*), endings (E*), affixes (XP*/XS*), bound nouns (NNB), pronouns, symbols, etc.
+Dropped: particles (J*), endings (E*), affixes (XP*/XS*), bound nouns (NNB), adverbs (MAG), pronouns, symbols, etc.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from encoder.kiwi_analysis import KIWI_LOCK, analyse, kiwi
-
-CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SL", "SN", "SH"})
+from encoder.kiwi_tags import BM25_TAGS, base_tag
 
 
 def _content(tokens) -> list[str]:
     out = []
     for token in tokens:
-        if token.tag.split("-")[0] in CONTENT_TAGS:
+        if base_tag(token.tag) in BM25_TAGS:
             out.append(token.form.lower() if token.tag == "SL" else token.form)
     return out
 

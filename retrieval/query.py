@@ -58,8 +58,10 @@ def rank_feature_query(tokens: Mapping[str, float], *, field: str = SPARSE_FIELD
                        domain_field: str = DOMAIN_FIELD) -> dict[str, Any]:
     """A `bool` of `should` `rank_feature` clauses, one per token, linear, boosted by the query weight."""
     prepared = prepare_query_tokens(tokens)
-    for name in prepared:  # prepare_query_tokens already refused unsafe names; '.' would break the path
-        assert "." not in name, name
+    for name in prepared:  # prepare_query_tokens refuses unsafe names already; this holds even if that changes
+        if "." in name:
+            raise ValueError(f"query token {name!r} contains '.', which OpenSearch reads as a path separator in a "
+                             f"rank_feature field: encode it with encoder.token_to_feature")
     should = [{"rank_feature": {"field": f"{field}.{name}", "linear": {}, "boost": weight}} for name, weight in prepared.items()]
     query: dict[str, Any] = {"bool": {"should": should, "minimum_should_match": 1 if should else 0}}
     if domain is not None:
@@ -105,22 +107,3 @@ def rank_feature_body(tokens: Mapping[str, float], *, size: int = 10, domain: st
 def bm25_body(text: str, *, size: int = 10, domain: str | None = None, field: str = TEXT_FIELD) -> dict[str, Any]:
     """BM25 `match` request body (+ domain filter)."""
     return search_body(bm25_query(text, field=field, domain=domain), size=size)
-
-
-def hybrid_body(tokens: Mapping[str, float], text: str, *, size: int = 10, domain: str | None = None,
-                sparse_field: str = SPARSE_FIELD, text_field: str = TEXT_FIELD) -> dict[str, Any]:
-    """An OpenSearch `hybrid` query (sparse, BM25); pair it with `hybrid_pipeline_body`."""
-    queries = [neural_sparse_query(tokens, field=sparse_field, domain=domain),
-               bm25_query(text, field=text_field, domain=domain)]
-    return search_body({"hybrid": {"queries": queries}}, size=size)
-
-
-def hybrid_pipeline_body(sparse_weight: float = HYBRID_SPARSE_WEIGHT) -> dict[str, Any]:
-    """Search pipeline doing what `retrieval.hybrid.fuse` does: min-max, then a weighted arithmetic mean."""
-    return {
-        "description": "ksearch hybrid: min-max normalised weighted sum of sparse and BM25",
-        "phase_results_processors": [{"normalization-processor": {
-            "normalization": {"technique": "min_max"},
-            "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [sparse_weight, 1 - sparse_weight]}},
-        }}],
-    }

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
+from encoder.feature_names import fold_text, normalize_token
 from retrieval.backends.base import SearchBackend, SearchFilters
 from retrieval.hits import Hit, TokenContribution
 from retrieval.hybrid import HYBRID_CANDIDATES, fuse
@@ -62,10 +62,6 @@ class SearchResult:
     def to_json(self) -> dict[str, Any]:
         """`{"query_tokens", "took_ms", "hits"}`."""
         return {"query_tokens": self.query_tokens, "took_ms": round(self.took_ms, 2), "hits": [h.to_json() for h in self.hits]}
-
-
-def _literal(token: str) -> str:
-    return unicodedata.normalize("NFC", token.removeprefix("##").strip("▁Ġ ")).lower()
 
 
 class Searcher:
@@ -123,11 +119,11 @@ class Searcher:
             matched[display(name)] = matched.get(display(name), 0.0) + c.contribution
             if display(name) not in factors or c.contribution > factors[display(name)].contribution:
                 factors[display(name)] = c
-        text = unicodedata.normalize("NFC", hit.text).lower()
+        text = fold_text(hit.text)
         expansion: dict[str, float] = {}
         for name in set(tokens) | set(passage_vector):
             shown = display(name)
-            literal = _literal(shown)
+            literal = normalize_token(shown)
             if literal and literal in text:
                 continue
             weight = max(tokens.get(name, 0.0), passage_vector.get(name, 0.0))

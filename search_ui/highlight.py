@@ -9,9 +9,10 @@ text is html-escaped: only the `<mark>` elements written here are markup.
 from __future__ import annotations
 
 import html
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from encoder.feature_names import fold_text, normalize_token
 
 MAX_GLUED_MORPHEMES = 4  # the segmenter glues suffixes and units: 임차+권, HbA+1+c, 30+일
 # One-syllable light verbs, suffixes, endings and particles (하, 되, 있, 한, 합): marking them in every
@@ -46,11 +47,6 @@ class Span:
 MorphemeAnalyzer = Callable[[str], Sequence[Morpheme]]
 
 
-def normalize_token(token: str) -> str:
-    """How tokens and text pieces are compared: NFC, lower case, without subword markers."""
-    return unicodedata.normalize("NFC", token.removeprefix("##").strip("▁Ġ ")).lower()
-
-
 def kiwi_morphemes(text: str) -> list[Morpheme]:
     """The Kiwi morphemes of `text` with character offsets (the encoder's process-wide Kiwi)."""
     from encoder.kiwi_analysis import analyse
@@ -82,7 +78,7 @@ def morpheme_spans(morphemes: Sequence[Morpheme], tokens: Iterable[str]) -> list
 
 def substring_spans(text: str, tokens: Iterable[str]) -> list[Span]:
     """Case-insensitive literal occurrences of the tokens in `text` (longer tokens win overlaps)."""
-    folded = unicodedata.normalize("NFC", text).lower()
+    folded = fold_text(text)
     if len(folded) != len(text):  # lower() changed lengths (rare scripts): offsets would drift
         folded = text
     found: list[Span] = []

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from search_ui.highlight import normalize_token
+from encoder.feature_names import normalize_token
 
 TokenKind = Literal["literal", "expansion"]
 LITERAL: TokenKind = "literal"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from encoder import ModelNotFoundError
-from ksearch.opening import encoder_for_index, load_encoder, missing_index_message
-from ksearch.settings import get_settings
 from retrieval.backends import SearchBackend, open_index
 from retrieval.errors import IndexNotFoundError, RetrievalError, VocabularyMismatchError
+from retrieval.opening import encoder_for_index, load_encoder, missing_index_message
 from retrieval.searcher import Searcher
+from retrieval.settings import get_settings
 
 
 class AppError(RuntimeError):
@@ -24,13 +26,14 @@ def index_name() -> str:
 @st.cache_resource(show_spinner="Opening the index…")
 def cached_backend(name: str, backend: str, home: str) -> SearchBackend:
     """The opened index `name` (one per process and home folder)."""
-    return open_index(name, backend=backend)
+    return open_index(name, backend=backend, config=get_settings().backend_config(home=Path(home)))
 
 
 @st.cache_resource(show_spinner="Loading the sparse encoder…")
 def cached_encoder(index_model_id: str | None, model: str | None):
     """The encoder for an index built with `index_model_id` (None: no index yet, the default model)."""
-    encoder = load_encoder(model) if index_model_id is None else encoder_for_index(index_model_id, model)
+    settings = get_settings()
+    encoder = load_encoder(settings, model) if index_model_id is None else encoder_for_index(settings, index_model_id, model)
     encoder.encode_queries(["보증금 당뇨"])  # loads Kiwi and warms the model, so shown latencies are the query's own
     return encoder
 
@@ -42,7 +45,7 @@ def backend_or_error(backend: str = "embedded") -> SearchBackend:
     try:
         return cached_backend(name, backend, str(settings.home))
     except IndexNotFoundError:
-        raise AppError(missing_index_message(name) + ". For the sample corpus, `make demo` builds it and starts this app; "
+        raise AppError(missing_index_message(name, settings.home) + ". For the sample corpus, `make demo` builds it and starts this app; "
                        "or upload a file on the Corpus page.") from None
     except (RetrievalError, ValueError) as exc:
         raise AppError(str(exc)) from None

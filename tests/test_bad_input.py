@@ -223,6 +223,20 @@ def test_embedded_index_refuses_invalid_vectors_and_stores_nothing(store, case):
     reopened.close()
 
 
+def test_the_bulk_writer_refuses_every_invalid_vector_before_sending(tmp_path):
+    from retrieval.backends.opensearch_bulk import BulkWriter
+
+    writer = BulkWriter(client=None, index="i", dead_letter_path=tmp_path / "dead.jsonl")
+    cases = sorted(BAD_VECTORS)
+    passages = [_passage("OK#0")] + [_passage(f"{c.upper()}#0") for c in cases]
+    actions = list(writer._actions(passages, [{"보증금": 1.0}] + [BAD_VECTORS[c] for c in cases]))
+    writer.drain()
+    assert [a["_id"] for a in actions] == ["OK#0"]
+    assert {r.passage_id for r in writer.rejected} == {f"{c.upper()}#0" for c in cases}
+    assert all(r.status is None for r in writer.rejected)
+    assert len((tmp_path / "dead.jsonl").read_text(encoding="utf-8").splitlines()) == len(cases)
+
+
 def test_query_vectors_drop_bad_weights_and_refuse_unsafe_tokens():
     assert prepare_query_tokens({"a": 0.0, "b": -1.0, "c": float("nan"), "d": float("inf"), "e": 100.0, "f": 1.0}) == \
         {"e": 64.0, "f": 1.0}
@@ -247,7 +261,8 @@ def test_opensearch_dead_letters_every_invalid_vector(opensearch_url, encoder, t
         rejected = {r.passage_id: r for r in store.rejected_writes()}
         assert set(rejected) == {f"{c.upper()}#0" for c in cases}
         assert all(r.reason for r in rejected.values())
-        assert rejected["DOT#0"].status is None and "feature name" in rejected["DOT#0"].reason
+        assert all(r.status is None for r in rejected.values())  # refused before sending, none by OpenSearch
+        assert "feature name" in rejected["DOT#0"].reason and "> 0" in rejected["ZERO#0"].reason
         assert store.count() == 1 and store.get_passages(["a b/c#0"])[0].text == "보증금 반환"
         assert [h.id for h in store.search_bm25('title:(보증금) AND "반환"~2 *', 5)] == ["a b/c#0"]
         assert store.search_bm25("보증금 " * 2000, 5)[0].id == "a b/c#0"

@@ -19,7 +19,7 @@ def tiny_inputs(tmp_path, monkeypatch, tiny_model_dir) -> dict[str, str]:
     monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KSEARCH_MODEL", raising=False)
     monkeypatch.delenv("KSEARCH_OPENSEARCH_URL", raising=False)
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     get_settings.cache_clear()
     corpus = tmp_path / "corpus.jsonl"
@@ -125,3 +125,28 @@ def test_ingest_bench_against_its_own_local_node_stops_the_node_it_started(tiny_
     assert result["backends"]["opensearch"]["written"] == result["passages"] >= 8
     assert node.status() is None
     assert "KSEARCH_OPENSEARCH_URL" not in os.environ  # the bench node's URL does not outlive the command
+
+
+def test_bench_all_runs_exactly_the_command_lines_its_report_lists(tmp_path, monkeypatch):
+    import shlex
+
+    import click
+    import typer
+
+    import ksearch.bench_cli as bench_cli
+    import ksearch.benchmarks.report as report
+
+    ran, written = [], []
+    monkeypatch.setattr(bench_cli, "run_command_line", ran.append)
+    monkeypatch.setattr(report, "write_report", lambda results, doc, lines: written.extend(lines) or doc)
+    _run("bench", "all", "--opensearch", "--sizes", "300,600", "--results", str(tmp_path / "r"),
+         "--doc", str(tmp_path / "b.md"))
+    assert [a[:2] for a in ran] == [["bench", "encode"], ["bench", "encode"], ["bench", "query"], ["bench", "ingest"],
+                                    ["bench", "scale"]]
+    assert written[2:] == [shlex.join(["ksearch", *argv]) for argv in ran]
+    assert "--opensearch" in ran[2] and "300,600" in ran[4]
+    root = typer.main.get_command(app)
+    for argv in ran:  # every step parses as a real command line
+        group = root.get_command(click.Context(root), argv[0])
+        command = group.get_command(click.Context(group), argv[1])
+        command.make_context(" ".join(argv[:2]), list(argv[2:]))

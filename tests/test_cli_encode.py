@@ -50,7 +50,7 @@ def test_bench_encode_writes_results(tiny_model_dir, tmp_path):
 
 
 def test_a_bad_precision_setting_is_a_one_line_error(tiny_model_dir, monkeypatch):
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     monkeypatch.setenv("KSEARCH_PRECISION", "fp8")
     get_settings.cache_clear()

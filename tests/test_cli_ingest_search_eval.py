@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ksearch.cli import app
-from ksearch.settings import get_settings
+from retrieval.settings import get_settings
 from retrieval.backends import EmbeddedIndex
 from tiny_models import KOREAN_SENTENCES
 

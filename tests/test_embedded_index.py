@@ -158,17 +158,14 @@ def test_approximate_search_matches_exact_on_a_small_index_and_its_seismic_file_
     reopened.close()
 
 
-def test_approximate_above_comes_from_the_settings(tmp_path, monkeypatch):
-    from ksearch.settings import get_settings
-    from retrieval.backends import open_index, open_or_create_index
+def test_approximate_above_comes_from_the_settings_through_the_backend_config(tmp_path, monkeypatch):
+    from retrieval.backends import BackendConfig, open_index, open_or_create_index
+    from retrieval.settings import Settings
 
+    open_or_create_index("t", META, config=BackendConfig(home=tmp_path)).close()
+    assert open_index("t", config=BackendConfig(home=tmp_path)).approximate_above is None
     monkeypatch.setenv("KSEARCH_APPROXIMATE_ABOVE", "500000")
-    get_settings.cache_clear()
-    try:
-        open_or_create_index("t", META, home=tmp_path).close()
-        assert open_index("t", home=tmp_path).approximate_above == 500_000
-        monkeypatch.delenv("KSEARCH_APPROXIMATE_ABOVE")
-        get_settings.cache_clear()
-        assert open_index("t", home=tmp_path).approximate_above is None
-    finally:
-        get_settings.cache_clear()
+    config = Settings().backend_config(home=tmp_path)
+    assert open_index("t", config=config).approximate_above == 500_000
+    monkeypatch.delenv("KSEARCH_APPROXIMATE_ABOVE")
+    assert open_index("t", config=Settings().backend_config(home=tmp_path)).approximate_above is None

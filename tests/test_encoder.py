@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from encoder import ModelNotFoundError, Pruning, PruneType, SparseEncoder, feature_to_token, token_to_feature
+from encoder.card_reference import card_encode
 
 TEXTS = [
     "집주인이 전세 보증금을 안 돌려줘요",
@@ -22,19 +22,10 @@ ARCHS = ["bert", "modernbert", "roberta"]
 
 
 def card_reference(model_dir, text: str, max_length: int = 64) -> dict[str, float]:
-    """The model card's encode(), verbatim in substance: full logits, one text at a time."""
+    """The model card's encode() of one text, with the model folder's own tokenizer and weights."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForMaskedLM.from_pretrained(model_dir, local_files_only=True).eval()
-    inputs = tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-    inputs = {k: v for k, v in inputs.items() if k in tokenizer.model_input_names}
-    with torch.no_grad():
-        logits = model(**inputs).logits
-        token_scores = torch.log1p(torch.relu(logits))
-        mask = inputs["attention_mask"].unsqueeze(-1).float()
-        sparse = (token_scores * mask).max(dim=1).values[0]
-    special = set(tokenizer.all_special_ids)
-    vocab = {i: t for t, i in tokenizer.get_vocab().items()}
-    return {vocab[i]: float(sparse[i]) for i in range(len(sparse)) if sparse[i] > 0 and i not in special}
+    return card_encode(model, tokenizer, [text], max_length)[0]
 
 
 def assert_same_vector(got: dict[str, float], want: dict[str, float], tol: float = 1e-4) -> None:
@@ -173,9 +164,11 @@ def test_a_model_folder_without_cpu_precision_loads_as_fp32(tiny_model_dir):
 
 
 def test_top_tokens_match_card_get_top_tokens(encoders, tiny_model_dirs):
+    """What `ksearch encode` shows (the heaviest features as display tokens) is the card's get_top_tokens."""
     enc = encoders["bert"]
     want = sorted(card_reference(tiny_model_dirs["bert"], TEXTS[1]).items(), key=lambda kv: -kv[1])[:5]
-    got = enc.top_tokens(TEXTS[1], top_k=5)
+    vector = enc.encode_queries([TEXTS[1]])[0]  # no pruning in the tiny model's folder: the full vector, heaviest first
+    got = [(enc.display_token(n), round(w, 4)) for n, w in list(vector.items())[:5]]
     assert [w for _, w in got] == [round(w, 4) for _, w in want]
     assert [t for t, _ in got] == [enc.tokenizer.decode([enc.tokenizer.convert_tokens_to_ids(t)]).strip() for t, _ in want]
 

@@ -104,7 +104,7 @@ def test_opensearch_stopped_mid_ingest_then_rerun_loses_and_duplicates_nothing(n
 @pytest.mark.opensearch
 def test_app_shows_a_readable_error_while_opensearch_is_down_and_recovers(node, encoder, reference, tmp_path,
                                                                        monkeypatch, tiny_model_dir):
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     local, port, url = node
     corpus, _ = reference

@@ -177,17 +177,18 @@ def test_dotted_token_in_neural_sparse_and_rank_feature(small):
 
 
 def test_rejected_passages_go_to_the_dead_letter_file(small):
-    passages = [_passage("OK#0"), _passage("ZERO#0"), _passage("NAN#0"), _passage("NEG#0")]
-    vectors = [{"보증금": 1.0}, {"보증금": 0.0}, {"보증금": float("nan")}, {"반환": -1.0}]
+    passages = [_passage("OK#0"), _passage("ZERO#0"), _passage("NAN#0"), _passage("NEG#0"), _passage("HUGE#0")]
+    vectors = [{"보증금": 1.0}, {"보증금": 0.0}, {"보증금": float("nan")}, {"반환": -1.0}, {"보증금": 1e39}]
     small.add(passages, vectors)
     small.finish_writes()
     rejected = {r.passage_id: r for r in small.rejected_writes()}
-    assert set(rejected) == {"ZERO#0", "NAN#0", "NEG#0"}
+    assert set(rejected) == {"ZERO#0", "NAN#0", "NEG#0", "HUGE#0"}
     assert small.count() == 1 and small.get_passages(["OK#0"])[0].text == "보증금 반환"
     lines = [json.loads(line) for line in small.dead_letter_file.read_text(encoding="utf-8").splitlines()]
     assert {d["id"] for d in lines} == set(rejected)
     assert all(d["reason"] for d in lines) and "nan" in rejected["NAN#0"].reason.lower()
-    assert rejected["ZERO#0"].status == 400
+    assert rejected["ZERO#0"].status is None and "> 0" in rejected["ZERO#0"].reason  # refused before sending
+    assert rejected["HUGE#0"].status == 400  # beyond float32: OpenSearch refuses it, and says why
 
 
 def test_vocabulary_guard_names_both_models(both, conn, tiny_model_dirs):
@@ -246,7 +247,7 @@ def test_clear_errors_without_credentials(conn):
 
 def test_cli_ingest_search_eval_on_opensearch(tmp_path, monkeypatch, opensearch_url, tiny_model_dir):
     from ksearch.cli import app
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KSEARCH_OPENSEARCH_URL", opensearch_url)

@@ -36,7 +36,7 @@ def secure_node(opensearch_url, tmp_path_factory):
 
 def test_backend_connects_with_ca_file_and_credentials_from_settings(secure_node, tiny_model_dir, tmp_path,
                                                                      monkeypatch, caplog):
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     url, node = secure_node
     monkeypatch.setenv("KSEARCH_OPENSEARCH_URL", url)
@@ -51,7 +51,7 @@ def test_backend_connects_with_ca_file_and_credentials_from_settings(secure_node
                       encoding="utf-8")
     name = f"sec-{uuid.uuid4().hex[:8]}"
     try:
-        conn = OpenSearchConnection.from_settings()
+        conn = get_settings().opensearch_connection()
         assert conn.ca_file == node.ca_file and PASSWORD not in repr(conn)
         store = OpenSearchIndex.open_or_create(name, IndexMeta.for_encoder(name, encoder), conn=conn,
                                                dead_letter_dir=tmp_path)

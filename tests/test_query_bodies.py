@@ -9,8 +9,6 @@ import pytest
 from retrieval.query import (
     MAX_QUERY_TOKENS,
     bm25_body,
-    hybrid_body,
-    hybrid_pipeline_body,
     neural_sparse_body,
     prepare_query_tokens,
     rank_feature_body,
@@ -52,10 +50,18 @@ def test_rank_feature_body():
     assert len(big) == 1024 and all("." not in c["rank_feature"]["field"][len("sparse."):] for c in big)
 
 
-def test_bm25_and_hybrid_bodies():
+def test_bm25_body():
     assert bm25_body("전세 보증금", size=3)["query"] == {"match": {"text": {"query": "전세 보증금"}}}
-    hybrid = hybrid_body({"보증금": 1.0}, "전세 보증금", domain="legal")["query"]["hybrid"]["queries"]
-    assert hybrid[0]["bool"]["must"][0]["neural_sparse"]["sparse"]["query_tokens"] == {"보증금": 1.0}
-    assert hybrid[1]["bool"]["must"][0] == {"match": {"text": {"query": "전세 보증금"}}}
-    weights = hybrid_pipeline_body(0.3)["phase_results_processors"][0]["normalization-processor"]["combination"]
-    assert weights["parameters"]["weights"] == [0.3, 0.7]
+    filtered = bm25_body("전세 보증금", domain="legal")["query"]["bool"]
+    assert filtered["must"] == [{"match": {"text": {"query": "전세 보증금"}}}]
+    assert filtered["filter"] == [{"term": {"domain": "legal"}}]
+
+
+def test_rank_feature_refuses_a_dotted_token_with_a_clear_error(monkeypatch):
+    import retrieval.query as query
+
+    with pytest.raises(ValueError, match="OpenSearch-safe"):  # the first line of defence
+        rank_feature_body({"제623조.": 1.0})
+    monkeypatch.setattr(query, "prepare_query_tokens", dict)  # the second, which `python -O` keeps too
+    with pytest.raises(ValueError, match="contains '.'"):
+        rank_feature_body({"제623조.": 1.0})

@@ -40,13 +40,13 @@ def test_oversized_upload_is_refused_before_anything_is_written(tmp_path):
 
 def test_uploads_are_parsed_as_data_never_run_or_opened_by_path(tmp_path, tiny_model_dir):
     from encoder import SparseEncoder
-    from retrieval.backends import open_or_create_index
+    from retrieval.backends import BackendConfig, open_or_create_index
     from retrieval.index_meta import IndexMeta
 
     marker = tmp_path / "executed"
     code = f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')"
     encoder = SparseEncoder.load(tiny_model_dir)
-    with open_or_create_index("sec", IndexMeta.for_encoder("sec", encoder), home=tmp_path) as store:
+    with open_or_create_index("sec", IndexMeta.for_encoder("sec", encoder), config=BackendConfig(home=tmp_path)) as store:
         ingest_upload(code.encode(), "payload.py.txt", store, encoder)
         ingest_upload("/etc/passwd".encode(), "passwd.txt", store, encoder)
         csv = f'id,text\nF1,"=cmd|\' /C calc\'!A0"\nF2,"__import__(\'os\').system(\'touch {marker}\')"\n'
@@ -77,7 +77,7 @@ def test_credentials_never_appear_in_errors_or_logs(caplog):
 
 
 def test_settings_hold_the_password_as_a_secret(monkeypatch):
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     monkeypatch.setenv("KSEARCH_OPENSEARCH_PASSWORD", SECRET)
     get_settings.cache_clear()

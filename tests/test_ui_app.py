@@ -76,7 +76,7 @@ def test_hostile_document_is_rendered_as_text(ui_env):
 
 
 def test_missing_index_says_how_to_build_it(ui_env, monkeypatch):
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     monkeypatch.setenv("KSEARCH_INDEX", "does-not-exist")
     get_settings.cache_clear()

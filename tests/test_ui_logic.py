@@ -152,14 +152,14 @@ def test_write_upload_uses_a_name_the_app_chooses(tmp_path):
 
 def test_ingest_upload_reports_written_and_failed_rows(tmp_path, tiny_model_dir):
     from encoder import SparseEncoder
-    from retrieval.backends import open_or_create_index
+    from retrieval.backends import BackendConfig, open_or_create_index
     from retrieval.index_meta import IndexMeta
     from search_ui.upload import ingest_upload
 
     encoder = SparseEncoder.load(tiny_model_dir)
     data = "id,title,domain,text\nA,t,legal,보증금 반환 청구\nB,t,legal,\nC,t,medical,혈당 관리\n".encode()
     calls: list[tuple[int, int]] = []
-    with open_or_create_index("up", IndexMeta.for_encoder("up", encoder), home=tmp_path) as store:
+    with open_or_create_index("up", IndexMeta.for_encoder("up", encoder), config=BackendConfig(home=tmp_path)) as store:
         outcome = ingest_upload(data, "mine.csv", store, encoder, on_progress=lambda w, t: calls.append((w, t)))
         again = ingest_upload(data, "mine.csv", store, encoder)
         assert store.stats().documents == 2
@@ -168,7 +168,7 @@ def test_ingest_upload_reports_written_and_failed_rows(tmp_path, tiny_model_dir)
     assert calls[0] == (0, 2) and calls[-1] == (2, 2)
     assert (again.report.written, again.report.skipped_unchanged) == (0, 2)
     with pytest.raises(UploadError, match="broken.parquet"):
-        with open_or_create_index("up", IndexMeta.for_encoder("up", encoder), home=tmp_path) as store:
+        with open_or_create_index("up", IndexMeta.for_encoder("up", encoder), config=BackendConfig(home=tmp_path)) as store:
             ingest_upload(b"not parquet", "broken.parquet", store, encoder)
 
 
@@ -183,7 +183,7 @@ def test_demo_index_check_wants_every_document(tmp_path, tiny_model_dir):
     from encoder import SparseEncoder
     from ingest import ingest_path
     from ksearch.demo_index import index_is_complete
-    from retrieval.backends import open_or_create_index
+    from retrieval.backends import BackendConfig, open_or_create_index
     from retrieval.index_meta import IndexMeta
 
     corpus = tmp_path / "c.jsonl"
@@ -191,7 +191,7 @@ def test_demo_index_check_wants_every_document(tmp_path, tiny_model_dir):
     corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:2]), encoding="utf-8")
     assert not index_is_complete(corpus, tmp_path / "home" / "demo")
     encoder = SparseEncoder.load(tiny_model_dir)
-    with open_or_create_index("demo", IndexMeta.for_encoder("demo", encoder), home=tmp_path / "home") as store:
+    with open_or_create_index("demo", IndexMeta.for_encoder("demo", encoder), config=BackendConfig(home=tmp_path / "home")) as store:
         ingest_path(corpus, store, encoder, progress=False)
     assert index_is_complete(corpus, tmp_path / "home" / "demo")
     corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -202,7 +202,7 @@ def test_demo_index_state_reuses_rebuilds_or_refuses(tmp_path, tiny_model_dir):
     from encoder import SparseEncoder
     from ingest import ingest_path
     from ksearch.demo_index import FOREIGN, INGEST, READY, demo_index_state
-    from retrieval.backends import open_or_create_index
+    from retrieval.backends import BackendConfig, open_or_create_index
     from retrieval.index_meta import IndexMeta
 
     corpus = tmp_path / "c.jsonl"
@@ -210,7 +210,7 @@ def test_demo_index_state_reuses_rebuilds_or_refuses(tmp_path, tiny_model_dir):
     index_dir = tmp_path / "home" / "demo"
     encoder = SparseEncoder.load(tiny_model_dir)
     assert demo_index_state(corpus, index_dir, encoder.model_id, encoder.vocab_hash)[0] == INGEST
-    with open_or_create_index("demo", IndexMeta.for_encoder("demo", encoder), home=tmp_path / "home") as store:
+    with open_or_create_index("demo", IndexMeta.for_encoder("demo", encoder), config=BackendConfig(home=tmp_path / "home")) as store:
         ingest_path(corpus, store, encoder, progress=False)
     assert demo_index_state(corpus, index_dir, encoder.model_id, encoder.vocab_hash)[0] == READY
     code, message = demo_index_state(corpus, index_dir, "other/model", "0" * 16)

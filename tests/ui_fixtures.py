@@ -41,13 +41,13 @@ def ui_home(tmp_path_factory) -> Path:
     """A KSEARCH_HOME holding index `uitest`, built through the ingest worker with the shipped model."""
     from encoder import SparseEncoder
     from ingest import ingest_path
-    from retrieval.backends import open_or_create_index
+    from retrieval.backends import BackendConfig, open_or_create_index
     from retrieval.index_meta import IndexMeta
 
     home = tmp_path_factory.mktemp("ui-home")
     corpus = _small_corpus(home / "corpus.jsonl")
     encoder = SparseEncoder.load()
-    with open_or_create_index(UI_INDEX, IndexMeta.for_encoder(UI_INDEX, encoder), home=home) as store:
+    with open_or_create_index(UI_INDEX, IndexMeta.for_encoder(UI_INDEX, encoder), config=BackendConfig(home=home)) as store:
         ingest_path(corpus, store, encoder, progress=False)
     return home
 
@@ -55,7 +55,7 @@ def ui_home(tmp_path_factory) -> Path:
 @pytest.fixture
 def ui_env(ui_home, monkeypatch) -> Path:
     """Point the settings at the test index (and no explicit model) for this test."""
-    from ksearch.settings import get_settings
+    from retrieval.settings import get_settings
 
     monkeypatch.setenv("KSEARCH_HOME", str(ui_home))
     monkeypatch.setenv("KSEARCH_INDEX", UI_INDEX)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from encoder.kiwi_tags import LEXICON_TAGS, base_tag
 from encoder.segmentation import DEFAULT_KEEP_TAGS, KiwiSegmenter
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-LEXICON_TAGS = ("NNG", "NNP", "VV", "VA", "MAG", "XR")
 
 
 def common_hangul_syllables() -> list[str]:
@@ -40,7 +40,7 @@ def kiwi_lexicon(limit: int) -> list[tuple[str, str, int]]:
             token = kiwi.morpheme(morpheme_id)
         except (IndexError, ValueError, RuntimeError):
             break
-        if token.form and token.tag.split("-")[0] in LEXICON_TAGS and len(token.form) <= 12:
+        if token.form and base_tag(token.tag) in LEXICON_TAGS and len(token.form) <= 12:
             out.append((token.form, token.tag, morpheme_id))
     return out
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ingest import ingest_path
 from ksearch.demo_index import index_is_complete
-from retrieval.backends import open_or_create_index
+from retrieval.backends import BackendConfig, open_or_create_index
 from retrieval.backends.base import SearchBackend
 from retrieval.evaluation import read_queries, read_split
 from retrieval.index_meta import IndexMeta
@@ -19,10 +19,11 @@ def load_queries(queries: Path, splits: Path | None, split: str = "dev", limit: 
     return texts[:limit] if limit else texts
 
 
-def ensure_index(corpus: Path, name: str, encoder, *, backend: str = "embedded", home: Path | None = None) -> SearchBackend:
+def ensure_index(corpus: Path, name: str, encoder, *, config: BackendConfig, backend: str = "embedded") -> SearchBackend:
     """Open index `name` holding `corpus`, ingesting what is missing with `encoder` (stored passages are skipped)."""
-    if backend == "embedded" and home is not None and index_is_complete(corpus, Path(home) / name):
-        return open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, home=home)
-    store = open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, home=home)
+    meta = IndexMeta.for_encoder(name, encoder)
+    if backend == "embedded" and index_is_complete(corpus, config.home / name):
+        return open_or_create_index(name, meta, backend=backend, config=config)
+    store = open_or_create_index(name, meta, backend=backend, config=config)
     ingest_path(corpus, store, encoder, progress=False)
     return store

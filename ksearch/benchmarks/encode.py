@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from encoder import SparseEncoder
+from encoder.card_reference import card_encode
 from encoder.kiwi_analysis import clear_memo
 from encoder.sparse_encoder import native_bf16
 from ksearch.benchmarks.measure import measure
@@ -93,24 +94,6 @@ def benchmark_texts(tokenizer, count: int, target_tokens: int, corpus: Path | No
     return texts
 
 
-def card_loop(model, tokenizer, texts: list[str], max_length: int) -> list[dict[str, float]]:
-    """The model card's encode(), called once per text, turned into {token: weight} as the product needs."""
-    out = []
-    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    special = set(tokenizer.all_special_ids)
-    for text in texts:
-        inputs = tokenizer(text, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-        inputs = {k: v for k, v in inputs.items() if k in tokenizer.model_input_names}
-        with torch.no_grad():
-            logits = model(**inputs).logits
-            scores = torch.log1p(torch.relu(logits))
-            mask = inputs["attention_mask"].unsqueeze(-1).float()
-            sparse = (scores * mask).max(dim=1).values[0]
-        ids = torch.nonzero(sparse > 0).squeeze(1).tolist()
-        out.append({vocab[i]: float(sparse[i]) for i in ids if i not in special})
-    return out
-
-
 def top20_overlap(a: list[dict[str, float]], b: list[dict[str, float]]) -> float:
     """Mean |top20(a) & top20(b)| / 20 over texts."""
     scores = []
@@ -169,7 +152,7 @@ def run_encode_bench(
     ndcg_of: dict[str, float] = {}  # parity depends on the precision only: measured once per precision
     for name, precision, build, note, n_threads in variants:
         if build is None:
-            fn = lambda: card_loop(model, tokenizer, model_texts, max_length)  # noqa: E731
+            fn = lambda: card_encode(model, tokenizer, model_texts, max_length)  # noqa: E731
             encoder = None
         else:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from encoder.kiwi_analysis import clear_memo
@@ -12,7 +13,8 @@ from ingest.chunking import PassageSplitter
 from ingest.readers import ColumnMapping
 from ingest.worker import DEFAULT_WRITE_BATCH, IngestReport, collect_documents, model_fingerprint, split_documents
 from ksearch.benchmarks.encode import hardware_string
-from retrieval.backends import open_or_create_index
+from retrieval.backends import BackendConfig, open_or_create_index
+from retrieval.backends.opensearch_connection import OpenSearchConnection
 from retrieval.index_meta import IndexMeta
 
 TARGET_RATIO = 0.85
@@ -37,9 +39,9 @@ def pure_encode_rate(encoder, texts: list[str], batch: int = DEFAULT_WRITE_BATCH
     return len(texts) / (time.perf_counter() - start)
 
 
-def ingest_rate(subset: Path, encoder, backend: str, name: str, home: Path) -> dict:
+def ingest_rate(subset: Path, encoder, backend: str, name: str, config: BackendConfig) -> dict:
     """Ingest `subset` into a new index; passages/s over the worker's encode+write loop and over the whole call."""
-    store = open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, home=home,
+    store = open_or_create_index(name, IndexMeta.for_encoder(name, encoder), backend=backend, config=config,
                                  rebuild=backend == "opensearch")
     clear_memo()
     start = time.perf_counter()
@@ -52,9 +54,10 @@ def ingest_rate(subset: Path, encoder, backend: str, name: str, home: Path) -> d
             "passages_per_s": report.passages_per_second, "wall_passages_per_s": report.written / wall if wall else 0.0}
 
 
-def run_ingest_bench(encoder, corpus: Path, *, documents: int = 400, opensearch: bool = False,
+def run_ingest_bench(encoder, corpus: Path, *, documents: int = 400, opensearch: OpenSearchConnection | None = None,
                      work_dir: Path | None = None) -> dict:
-    """Pure encoding (measured before and after) vs ingest into embedded (and OpenSearch) on the same passages."""
+    """Pure encoding (measured before and after) vs ingest into embedded (and, given its connection, OpenSearch) on the
+    same passages."""
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         tmp_path = Path(tmp)
         subset = write_subset(corpus, documents, tmp_path / "subset.jsonl")
@@ -63,10 +66,11 @@ def run_ingest_bench(encoder, corpus: Path, *, documents: int = 400, opensearch:
         texts = [p.text for p in split_documents(docs, PassageSplitter(encoder), model_fingerprint(encoder))]
         encoder.encode_documents(texts[:32])  # warm-up
         before = pure_encode_rate(encoder, texts)
-        backends = {"embedded": ingest_rate(subset, encoder, "embedded", "bench-ingest", tmp_path / "home")}
-        if opensearch:
+        config = BackendConfig(home=tmp_path / "home")
+        backends = {"embedded": ingest_rate(subset, encoder, "embedded", "bench-ingest", config)}
+        if opensearch is not None:
             backends["opensearch"] = ingest_rate(subset, encoder, "opensearch", f"bench-ingest-{int(time.time())}",
-                                                 tmp_path / "home")
+                                                 replace(config, opensearch=opensearch))
         after = pure_encode_rate(encoder, texts)
     pure = (before + after) / 2
     for result in backends.values():

@@ -6,12 +6,15 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 
 from encoder.kiwi_analysis import clear_memo
 from ksearch.benchmarks.bench_data import ensure_index, load_queries
 from ksearch.benchmarks.encode import hardware_string
 from ksearch.benchmarks.latency import percentiles, run_concurrent
+from retrieval.backends import BackendConfig
+from retrieval.backends.opensearch_connection import OpenSearchConnection
 from retrieval.searcher import Searcher, SearchMode
 
 EMBEDDED_MODES = ("sparse", "bm25", "hybrid")  # rank_feature is the same dot product as sparse on the embedded index
@@ -59,23 +62,25 @@ def bench_mode(searcher: Searcher, queries: list[str], mode: str, k: int, client
 
 
 def run_query_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, split: str = "dev",
-                    home: Path, index_name: str = "bench-sample", k: int = 10, clients: int = 8, rounds: int = 1,
-                    max_queries: int | None = None,
-                    opensearch: Callable[[], AbstractContextManager[str | None]] | None = None) -> dict:
-    """Benchmark every mode of the embedded index, then (given `opensearch`, a context that yields a node's URL)
-    OpenSearch's, on the same queries; the node runs only during its own part, so it takes no CPU from the embedded one."""
+                    config: BackendConfig, index_name: str = "bench-sample", k: int = 10, clients: int = 8,
+                    rounds: int = 1, max_queries: int | None = None,
+                    opensearch: Callable[[], AbstractContextManager[OpenSearchConnection | None]] | None = None) -> dict:
+    """Benchmark every mode of the embedded index, then (given `opensearch`, a context that yields the connection to a
+    node) OpenSearch's, on the same queries; the node runs only during its own part, so it takes no CPU from the
+    embedded one."""
     queries = load_queries(queries_path, splits, split, max_queries)
     backends: dict[str, dict] = {}
-    store = ensure_index(corpus, index_name, encoder, backend="embedded", home=home)
+    store = ensure_index(corpus, index_name, encoder, backend="embedded", config=config)
     searcher = Searcher(encoder, store)
     backends["embedded"] = {"passages": store.count(),
                             "modes": {m: bench_mode(searcher, queries, m, k, clients, rounds) for m in EMBEDDED_MODES}}
     store.close()
     url = None
     if opensearch is not None:
-        with opensearch() as url:
-            os_store = ensure_index(corpus, index_name, encoder, backend="opensearch", home=home)
+        with opensearch() as conn:
+            os_store = ensure_index(corpus, index_name, encoder, backend="opensearch", config=replace(config, opensearch=conn))
             os_searcher = Searcher(encoder, os_store)
+            url = conn.safe_url
             backends["opensearch"] = {"url": url, "passages": os_store.count(),
                                       "modes": {m: bench_mode(os_searcher, queries, m, k, clients, rounds)
                                                 for m in OPENSEARCH_MODES}}

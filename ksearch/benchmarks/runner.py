@@ -10,6 +10,8 @@ from pathlib import Path
 
 from rich.table import Table
 
+from retrieval.backends.opensearch_connection import OpenSearchConnection
+
 
 def bench_node():  # -> ksearch.opensearch_node.LocalOpenSearch
     """The benchmarks' own local node: the default node's installation with its own config, data and port, so
@@ -20,27 +22,18 @@ def bench_node():  # -> ksearch.opensearch_node.LocalOpenSearch
 
 
 @contextmanager
-def bench_opensearch(start: bool) -> Iterator[str | None]:
-    """The URL of the benchmarks' local node (None when `start` is False); a node started here is stopped on exit."""
+def bench_opensearch(start: bool) -> Iterator[OpenSearchConnection | None]:
+    """The connection to the benchmarks' local node (None when `start` is False), for the benchmark to pass to the
+    backend; a node started here is stopped on exit."""
     if not start:
         yield None
         return
-    from ksearch.settings import get_settings
-
     node = bench_node()
     already_running = node.status()
     url = already_running or node.start()
-    previous = os.environ.get("KSEARCH_OPENSEARCH_URL")
-    os.environ["KSEARCH_OPENSEARCH_URL"] = url  # the OpenSearch backend reads its URL from the settings
-    get_settings.cache_clear()
     try:
-        yield url
+        yield OpenSearchConnection(url=url)
     finally:
-        if previous is None:
-            os.environ.pop("KSEARCH_OPENSEARCH_URL", None)
-        else:
-            os.environ["KSEARCH_OPENSEARCH_URL"] = previous
-        get_settings.cache_clear()
         if not already_running:
             node.stop()
 

@@ -15,6 +15,7 @@ from ksearch.benchmarks.exact_scoring import full_matrix_top_k, index_top_k, mat
 from ksearch.benchmarks.latency import percentiles
 from ksearch.benchmarks.measure import measure, rss_bytes
 from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
+from retrieval.backends import BackendConfig
 from retrieval.backends.approximate import OPERATING_POINTS, SeismicParams, SeismicScorer, seismic_available
 from retrieval.query import prepare_query_tokens
 
@@ -78,12 +79,12 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
     return row
 
 
-def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, home: Path,
+def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, config: BackendConfig,
                     index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
                     max_queries: int = 200, baseline_queries: int = 50, approximate: bool = True,
                     params: SeismicParams | None = None) -> dict:
     """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
-    store = ensure_index(corpus, index_name, encoder, backend="embedded", home=home)
+    store = ensure_index(corpus, index_name, encoder, backend="embedded", config=config)
     view = store._view()  # the live CSR matrix and feature names of the real passage vectors
     dist = real_distribution(view.matrix)
     queries = encode_queries(encoder, load_queries(queries_path, splits, "all", max_queries), view.feature_index)

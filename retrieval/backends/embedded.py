@@ -5,7 +5,7 @@ On disk (`KSEARCH_HOME/<name>/`): `manifest.json` plus immutable `seg-NNNNNN/` s
 win over older versions of the same id; deletions are tombstones) and then replaces the manifest,
 so appending never rewrites what is stored, and a killed writer never leaves an index that fails
 to open. `compact` merges the live rows into one segment. One writer at a time (a lock file);
-any number of readers.
+any number of readers. Searches run over the live rows assembled by `live_view`.
 
 Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`) and the optional
 `pyseismic-lsr` installed, indexes with at least that many live passages take their candidates
@@ -21,15 +21,14 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
 from retrieval.backends.approximate import SeismicParams, SeismicScorer, seismic_available
 from retrieval.backends.atomic_files import TEMP_PREFIX
 from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
+from retrieval.backends.live_view import LiveView, live_view
 from retrieval.backends.manifest import BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
 from retrieval.backends.postings import posting_scores
 from retrieval.backends.segment import Segment, build_segment, read_segment, write_segment
@@ -50,21 +49,6 @@ APPROXIMATE_PREFIX = "approx-seismic-"
 APPROXIMATE_DEPTH = 4  # Seismic candidates per wanted hit when filters or the document collapse may drop some
 
 
-@dataclass
-class _LiveView:
-    """The live rows of all segments, assembled for searching."""
-
-    passages: list[Passage]
-    morphemes: list[list[str]]
-    matrix: sparse.csr_matrix  # live rows x features
-    postings: sparse.csc_matrix  # the same, column-major: each feature's passages, for scoring
-    feature_index: dict[str, int]
-    features: list[str]
-    row_of: dict[str, int]
-    doc_codes: np.ndarray
-    domains: np.ndarray
-
-
 class EmbeddedIndex(SearchBackend):
     """An index in a local folder; see the module docstring for the layout."""
 
@@ -73,7 +57,7 @@ class EmbeddedIndex(SearchBackend):
         self.manifest = manifest
         self.meta = manifest.meta
         self._segments: list[Segment] = [read_segment(root, s.name, s.seq) for s in manifest.segments]
-        self._live: _LiveView | None = None
+        self._live: LiveView | None = None
         self._bm25: BM25Index | None = None
         self._lock_fd: int | None = None
         self.approximate_above: int | None = None  # live passages from which `search` uses Seismic (None: never)
@@ -212,7 +196,7 @@ class EmbeddedIndex(SearchBackend):
         self._acquire_writer()
         view = self._view()
         seq = self.manifest.next_seq
-        vectors = [self._row_vector(view, r) for r in range(len(view.passages))]
+        vectors = [view.row_vector(r) for r in range(len(view.passages))]
         segment = build_segment(f"seg-{seq:06d}", seq, view.passages, vectors, view.morphemes)
         write_segment(self.root, segment)
         manifest = self.manifest.model_copy(deep=True)
@@ -235,45 +219,10 @@ class EmbeddedIndex(SearchBackend):
             self._lock_fd = None
 
     # ---------------------------------------------------------------- reading
-    def _view(self) -> _LiveView:
-        if self._live is not None:
-            return self._live
-        latest: dict[str, tuple[int, int, int]] = {}  # id -> (seq, segment number, row)
-        for s_no, segment in enumerate(self._segments):
-            for row, passage in enumerate(segment.passages):
-                latest[passage.id] = (segment.seq, s_no, row)
-        tomb = self.manifest.tombstones
-        picks = sorted((s_no, row) for pid, (seq, s_no, row) in latest.items() if tomb.get(pid, -1) <= seq)
-        feature_index: dict[str, int] = {}
-        for segment in self._segments:
-            for f in segment.features:
-                feature_index.setdefault(f, len(feature_index))
-        blocks, passages, morphemes = [], [], []
-        for s_no, segment in enumerate(self._segments):
-            rows = [row for s, row in picks if s == s_no]
-            if not rows:
-                continue
-            remap = np.asarray([feature_index[f] for f in segment.features], dtype=np.int32)
-            part = segment.matrix[rows].tocsr()
-            blocks.append(sparse.csr_matrix((part.data, remap[part.indices] if len(remap) else part.indices, part.indptr),
-                                            shape=(len(rows), len(feature_index))))
-            passages += [segment.passages[r] for r in rows]
-            morphemes += [segment.morphemes[r] for r in rows]
-        matrix = sparse.vstack(blocks, format="csr") if blocks else sparse.csr_matrix((0, len(feature_index)), dtype=np.float32)
-        doc_ids = [p.doc_id for p in passages]
-        _, doc_codes = np.unique(np.asarray(doc_ids, dtype=str), return_inverse=True) if doc_ids else (None, np.zeros(0, int))
-        matrix = matrix.astype(np.float32)
-        self._live = _LiveView(
-            passages=passages, morphemes=morphemes, matrix=matrix, postings=matrix.tocsc(), feature_index=feature_index,
-            features=list(feature_index), row_of={p.id: i for i, p in enumerate(passages)},
-            doc_codes=np.asarray(doc_codes), domains=np.asarray([p.domain for p in passages], dtype=str),
-        )
+    def _view(self) -> LiveView:
+        if self._live is None:
+            self._live = live_view(self._segments, self.manifest.tombstones)
         return self._live
-
-    @staticmethod
-    def _row_vector(view: _LiveView, row: int) -> dict[str, float]:
-        start, end = view.matrix.indptr[row], view.matrix.indptr[row + 1]
-        return {view.features[c]: float(w) for c, w in zip(view.matrix.indices[start:end], view.matrix.data[start:end])}
 
     def count(self) -> int:
         """Number of live passages."""
@@ -291,15 +240,15 @@ class EmbeddedIndex(SearchBackend):
     def get_vectors(self, passage_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """Stored vectors of these passages."""
         view = self._view()
-        return {i: self._row_vector(view, view.row_of[i]) for i in passage_ids if i in view.row_of}
+        return {i: view.row_vector(view.row_of[i]) for i in passage_ids if i in view.row_of}
 
-    def _candidates(self, view: _LiveView, filters: SearchFilters | None) -> np.ndarray:
+    def _candidates(self, view: LiveView, filters: SearchFilters | None) -> np.ndarray:
         mask = np.ones(len(view.passages), dtype=bool)
         if filters is not None and filters.domain is not None:
             mask &= view.domains == filters.domain
         return mask
 
-    def _hits(self, view: _LiveView, rows: list[int], scores: np.ndarray | Mapping[int, float]) -> list[Hit]:
+    def _hits(self, view: LiveView, rows: list[int], scores: np.ndarray | Mapping[int, float]) -> list[Hit]:
         out = []
         for r in rows:
             p = view.passages[r]
@@ -309,13 +258,7 @@ class EmbeddedIndex(SearchBackend):
     def sparse_scores(self, query_tokens: Mapping[str, float]) -> np.ndarray:
         """Exact dot product of the query with every live passage (row order of the live view)."""
         view = self._view()
-        return posting_scores(view.postings, *self._query_columns(view, query_tokens))
-
-    @staticmethod
-    def _query_columns(view: _LiveView, query_tokens: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """(columns, weights) of the query tokens some live passage has."""
-        known = [(view.feature_index[name], w) for name, w in query_tokens.items() if name in view.feature_index]
-        return np.array([c for c, _ in known], dtype=np.int64), np.array([w for _, w in known], dtype=np.float64)
+        return posting_scores(view.postings, *view.query_columns(query_tokens))
 
     def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
                per_document: bool = True) -> list[Hit]:
@@ -329,14 +272,14 @@ class EmbeddedIndex(SearchBackend):
         rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
         return self._hits(view, rows, scores)
 
-    def _search_approximate(self, view: _LiveView, query_tokens: Mapping[str, float], k: int,
+    def _search_approximate(self, view: LiveView, query_tokens: Mapping[str, float], k: int,
                             filters: SearchFilters | None, per_document: bool) -> list[Hit] | None:
         """Seismic's candidates, re-scored exactly; None (exact search answers) without Seismic or when
         the filters and the document collapse leave fewer than k of a full candidate list."""
         scorer = self._approximate_scorer(view)
         if scorer is None:
             return None
-        cols, weights = self._query_columns(view, query_tokens)
+        cols, weights = view.query_columns(query_tokens)
         if not cols.size or k <= 0:
             return []
         depth = k if filters is None and not per_document else APPROXIMATE_DEPTH * k
@@ -352,7 +295,7 @@ class EmbeddedIndex(SearchBackend):
             return None
         return self._hits(view, rows[picked].tolist(), dict(zip(rows.tolist(), scores.tolist())))
 
-    def _approximate_scorer(self, view: _LiveView) -> SeismicScorer | None:
+    def _approximate_scorer(self, view: LiveView) -> SeismicScorer | None:
         """The Seismic index of the live passages: cached, else loaded from the index folder, else built and saved."""
         seq = self.manifest.last_seq
         if self._approximate is not None and self._approximate[0] == seq:
@@ -378,7 +321,7 @@ class EmbeddedIndex(SearchBackend):
         self._approximate = (seq, scorer)
         return scorer
 
-    def _bm25_scores(self, view: _LiveView, text: str) -> np.ndarray:
+    def _bm25_scores(self, view: LiveView, text: str) -> np.ndarray:
         fresh = self.manifest.bm25 is not None and self.manifest.bm25.seq == self.manifest.last_seq
         if self._bm25 is None or [p.id for p in view.passages] != self._bm25.passage_ids:
             if fresh:

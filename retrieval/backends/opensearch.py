@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.backends.base import IndexStats, RejectedWrite, SearchBackend, SearchFilters
+from retrieval.backends.config import BackendConfig
 from retrieval.backends.opensearch_bulk import BulkWriter
 from retrieval.backends.opensearch_connection import (
     OpenSearchConnection,
@@ -81,10 +82,9 @@ class OpenSearchIndex(SearchBackend):
 
     # ---------------------------------------------------------------- opening
     @classmethod
-    def open(cls, name: str, *, conn: OpenSearchConnection | None = None) -> "OpenSearchIndex":
+    def open(cls, name: str, *, conn: OpenSearchConnection, dead_letter_dir: Path | None = None) -> "OpenSearchIndex":
         """Open the index behind alias `name` (`IndexNotFoundError` when there is none)."""
         _check_name(name)
-        conn = conn or OpenSearchConnection.from_settings()
         client = conn.client()
         concrete = cls._alias_target(client, conn, name)
         if concrete is None:
@@ -99,24 +99,20 @@ class OpenSearchIndex(SearchBackend):
         if meta.format_version > FORMAT_VERSION:
             raise IndexFormatError(f"OpenSearch index {concrete!r} has format version {meta.format_version}; this "
                                    f"ksearch reads up to {FORMAT_VERSION}: upgrade ksearch")
-        return cls(conn, name, concrete, meta, meta_block.get("bm25_field", TEXT_FIELD), client=client)
+        return cls(conn, name, concrete, meta, meta_block.get("bm25_field", TEXT_FIELD), client=client,
+                   dead_letter_dir=dead_letter_dir)
 
     @classmethod
-    def open_or_create(cls, name: str, meta: IndexMeta, *, conn: OpenSearchConnection | None = None,
-                       rebuild: bool = False, analyzer: str | None = None,
-                       dead_letter_dir: Path | None = None) -> "OpenSearchIndex":
+    def open_or_create(cls, name: str, meta: IndexMeta, *, conn: OpenSearchConnection, rebuild: bool = False,
+                       analyzer: str = "auto", dead_letter_dir: Path | None = None) -> "OpenSearchIndex":
         """Open alias `name`, or create `NAME-<timestamp>` behind it; `rebuild` writes a new one swapped in by `finish_writes`."""
         _check_name(name)
-        conn = conn or OpenSearchConnection.from_settings()
-        analyzer = analyzer or _settings_analyzer()
         if analyzer not in ANALYZERS:
             raise ValueError(f"BM25 analyzer must be one of {', '.join(ANALYZERS)}, not {analyzer!r}")
         client = conn.client()
         current = cls._alias_target(client, conn, name)
         if current is not None and not rebuild:
-            index = cls.open(name, conn=conn)
-            index._dead_letter_dir = dead_letter_dir
-            return index
+            return cls.open(name, conn=conn, dead_letter_dir=dead_letter_dir)
         with translated_errors(conn, f"checking index {name!r}"):
             if current is None and client.indices.exists(index=name):
                 raise RetrievalError(f"OpenSearch has a concrete index named {name!r} (not an alias); ksearch keeps "
@@ -156,11 +152,7 @@ class OpenSearchIndex(SearchBackend):
 
     # ---------------------------------------------------------------- writing
     def _dead_letter_path(self) -> Path:
-        directory = self._dead_letter_dir
-        if directory is None:
-            from ksearch.settings import get_settings
-
-            directory = Path(get_settings().home) / "dead-letters"
+        directory = self._dead_letter_dir if self._dead_letter_dir is not None else BackendConfig().dead_letter_dir
         return Path(directory) / f"{self.name}-{_timestamp()}.jsonl"
 
     def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
@@ -192,7 +184,7 @@ class OpenSearchIndex(SearchBackend):
                 self.dead_letter_file = writer.dead_letter_path
 
     def rejected_writes(self) -> list[RejectedWrite]:
-        """Passages OpenSearch (or the client, for NaN/infinite weights) refused; also in the dead-letter file."""
+        """Passages OpenSearch refused, or the client did (invalid vectors, status None); also in the dead-letter file."""
         return list(self._rejected)
 
     def delete(self, passage_ids: Iterable[str]) -> int:
@@ -363,9 +355,3 @@ def has_nori(client, conn: OpenSearchConnection) -> bool:
     except ex.RequestError:
         return False
     return True
-
-
-def _settings_analyzer() -> str:
-    from ksearch.settings import get_settings
-
-    return getattr(get_settings(), "opensearch_bm25_analyzer", "auto")

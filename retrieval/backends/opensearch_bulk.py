@@ -1,9 +1,11 @@
 """`BulkWriter`: indexes batches of passages with `streaming_bulk` on a background thread.
 
 `submit` hands a batch to the thread and returns at once, so the ingest worker encodes the next
-batch while this one is indexed (a queue of two batches bounds memory). Per-document failures
-(`raise_on_error=False`) become `RejectedWrite`s, appended to a dead-letter JSONL file; a
-transport failure (node down) stops the thread and is raised by the next `submit` or `drain`.
+batch while this one is indexed (a queue of two batches bounds memory). Vectors that cannot be stored
+(`vector_check.vector_problem`: unsafe feature names, weights not finite and > 0) are refused before
+sending; they and per-document failures (`raise_on_error=False`) become `RejectedWrite`s, appended to a
+dead-letter JSONL file. A transport failure (node down) stops the thread and is raised by the next
+`submit` or `drain`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.backends.base import RejectedWrite
-from retrieval.backends.opensearch_mapping import non_finite_weight, passage_source
-from retrieval.backends.vector_check import unsafe_feature_name
+from retrieval.backends.opensearch_mapping import passage_source
+from retrieval.backends.vector_check import vector_problem
 from retrieval.passage import Passage
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class BulkWriter:
     def _actions(self, passages: list[Passage], vectors: list[Mapping[str, float]]) -> Iterator[dict[str, Any]]:
         morphemes = self.morphemes([p.text for p in passages]) if self.morphemes else [None] * len(passages)
         for passage, vector, morph in zip(passages, vectors, morphemes):
-            reason = unsafe_feature_name(vector) or non_finite_weight(vector)
+            reason = vector_problem(vector)  # refused here, as the embedded index does, not by OpenSearch's 400
             if reason is not None:
                 self._reject(RejectedWrite(passage.id, passage.doc_id, reason, status=None))
                 continue

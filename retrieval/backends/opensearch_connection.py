@@ -1,4 +1,4 @@
-"""Connecting to OpenSearch from the settings, and turning transport failures into readable errors.
+"""Connecting to OpenSearch, and turning transport failures into readable errors.
 
 Credentials never appear in messages or logs: URLs are shown without their `user:password@` part.
 """
@@ -20,7 +20,7 @@ class OpenSearchUnavailableError(RetrievalError):
 
 @dataclass(frozen=True)
 class OpenSearchConnection:
-    """Where and how to reach OpenSearch (from `ksearch.settings`, or given in tests)."""
+    """Where and how to reach OpenSearch (`retrieval.settings.Settings.opensearch_connection()`, or given in tests)."""
 
     url: str = "http://127.0.0.1:9200"
     user: str | None = None
@@ -28,18 +28,6 @@ class OpenSearchConnection:
     verify_certs: bool = True
     ca_file: Path | None = None
     timeout: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings=None) -> "OpenSearchConnection":
-        """The connection the KSEARCH_OPENSEARCH_* settings describe."""
-        if settings is None:
-            from ksearch.settings import get_settings
-
-            settings = get_settings()
-        password = settings.opensearch_password.get_secret_value() if settings.opensearch_password else None
-        return cls(url=settings.opensearch_url.rstrip("/"), user=settings.opensearch_user, password=password,
-                   verify_certs=settings.opensearch_verify_certs, ca_file=settings.opensearch_ca_file,
-                   timeout=settings.opensearch_timeout)
 
     @property
     def safe_url(self) -> str:

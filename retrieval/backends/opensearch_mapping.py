@@ -10,7 +10,6 @@ field the index uses.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,14 +57,6 @@ def chunk_number(passage: Passage) -> int:
     """N of a passage id `DOCID#N` (0 when it has no number)."""
     tail = passage.id.rsplit("#", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def non_finite_weight(vector: Mapping[str, float]) -> str | None:
-    """A reason to refuse the vector client-side (NaN/infinite weights cannot be sent as JSON), else None."""
-    for name, weight in vector.items():
-        if not math.isfinite(float(weight)):
-            return f"weight of feature {name!r} is {weight!r}: rank_features needs finite positive weights"
-    return None
 
 
 def passage_source(passage: Passage, vector: Mapping[str, float], morphemes: list[str] | None) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from ingest import ColumnMapping
-from ksearch.settings import get_settings
 from retrieval.backends import open_or_create_index
 from retrieval.errors import RetrievalError
 from retrieval.index_meta import IndexMeta
+from retrieval.settings import get_settings
 from search_ui.resources import AppError, backend_or_error, encoder_or_error, forget_index, index_name
 from search_ui.upload import MAX_UPLOAD_MB, UploadError, ingest_upload
 
@@ -57,7 +57,8 @@ def render_upload() -> None:
             pass  # no index yet: it is created with the default model
         encoder = encoder_or_error(index_model)
         columns = ColumnMapping(domain=None if domain == NO_DOMAIN else domain)
-        with open_or_create_index(name, IndexMeta.for_encoder(name, encoder)) as store:
+        config = get_settings().backend_config()
+        with open_or_create_index(name, IndexMeta.for_encoder(name, encoder), config=config) as store:
             outcome = ingest_upload(upload.getvalue(), upload.name, store, encoder, columns=columns, on_progress=on_progress)
     except (AppError, UploadError, RetrievalError, ValueError) as exc:
         bar.empty()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ksearch.settings import get_settings
 from retrieval.errors import RetrievalError
+from retrieval.settings import get_settings
 from search_ui.backend_choice import EMBEDDED, EMBEDDED_RANK_FEATURE_NOTE, available_backends, mode_label, modes_for
 from search_ui.charts import query_tokens_chart
 from search_ui.html_render import legend_html

@@ -1,0 +1,176 @@
+"""`ksearch bench ...`: benchmarks that print figures and ratios measured side by side (code in ksearch/benchmarks/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ksearch.cli_common import ModelOption, console, load_encoder_or_fail
+
+bench_app = typer.Typer(help="Benchmarks that print figures and ratios measured side by side.", no_args_is_help=True)
+
+
+@bench_app.command("encode")
+def bench_encode(
+    model: ModelOption = None,
+    seed_sized: Annotated[bool, typer.Option("--seed-sized", help="Random ModernBERT of the production model's size.")] = False,
+    passages: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    tokens: Annotated[int, typer.Option(help="Target passage length in tokens.")] = 48,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per variant; the median is reported.")] = 1,
+    corpus: Annotated[Path, typer.Option(help="Passages are cut from this JSONL corpus when it exists.")] = Path("sample_data/corpus.jsonl"),
+    parity: Annotated[bool, typer.Option(help="Also index the sample corpus with each variant and compare test-split "
+                                              "nDCG@10 with fp32 (needs sample_data/).")] = True,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/encode.json"),
+) -> None:
+    """Card loop vs batched vs optimised encoders: passages/s, peak memory, ratio, parity."""
+    from ksearch.benchmarks.encode import meets_target, run_encode_bench
+    from ksearch.benchmarks.parity import ParityData
+    from ksearch.benchmarks.runner import write_json
+
+    if not seed_sized and model is None:
+        from retrieval.settings import get_settings
+
+        model = get_settings().model
+    result = run_encode_bench(model, seed_sized, passages, batch_size, tokens, corpus, repeats,
+                              parity=ParityData.sample() if parity else None)
+    table = Table(title=f"encode: {result['model']} | {result['passages']} passages, ~{result['mean_tokens']:.0f} tokens | "
+                        f"{result['hardware']} | default precision {result['default_precision']}")
+    for col in ("variant", "passages/s", "x card loop", "peak RSS MiB", "peak extra MiB", "top-20 overlap", "nDCG@10",
+                "parity", "target"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for v in result["variants"]:
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        table.add_row(v["name"], f"{v['passages_per_s']:.2f}", f"{v['speedup_vs_card']:.2f}", f"{v['peak_rss_mb']:.0f}",
+                      f"{v['peak_extra_mb']:.0f}", fmt(v["top20_overlap_vs_fp32"]), fmt(v["ndcg_at_10"]),
+                      fmt(v["ndcg_parity_vs_fp32"]), "met" if meets_target(v) else "-")
+    console.print(table)
+    console.print(f"wrote {write_json(result, out)}")
+
+
+CorpusOption = Annotated[Path, typer.Option(help="JSONL corpus the benchmark indexes.")]
+QueriesOption = Annotated[Path, typer.Option(help="Sample queries (JSONL with id and text).")]
+SplitsOption = Annotated[Path, typer.Option(help="Query splits (JSON).")]
+BenchHomeOption = Annotated[Optional[Path], typer.Option("--home", help="Where bench indexes live (default: $KSEARCH_HOME).")]
+
+
+def _bench_config(home: Path | None):  # -> retrieval.backends.BackendConfig
+    from retrieval.settings import get_settings
+
+    return get_settings().backend_config(home=home)
+
+
+@bench_app.command("query")
+def bench_query(
+    model: ModelOption = None,
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
+    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
+    queries: QueriesOption = Path("sample_data/queries.jsonl"),
+    splits: SplitsOption = Path("sample_data/splits.json"),
+    split: Annotated[str, typer.Option(help="Query split (dev, test, train, all).")] = "dev",
+    max_queries: Annotated[Optional[int], typer.Option(min=1, help="Use at most this many queries.")] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Passes over the queries.")] = 1,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
+    index: Annotated[str, typer.Option(help="Bench index name (built from --corpus once, reused).")] = "bench-sample",
+    home: BenchHomeOption = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/query.json"),
+) -> None:
+    """Encode / search / total latency percentiles and QPS per backend and mode, 1 and N clients."""
+    from ksearch.benchmarks.query import run_query_bench
+    from ksearch.benchmarks.runner import bench_opensearch, query_table, write_json
+
+    enc = load_encoder_or_fail(model)
+    result = run_query_bench(enc, corpus, queries, splits, split=split, config=_bench_config(home), index_name=index,
+                             clients=clients, rounds=rounds, max_queries=max_queries,
+                             opensearch=(lambda: bench_opensearch(True)) if opensearch else None)
+    console.print(query_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    model: ModelOption = None,
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and ingest into it too.")] = False,
+    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
+    documents: Annotated[int, typer.Option(min=1, help="Documents taken from the start of the corpus.")] = 400,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/ingest.json"),
+) -> None:
+    """Ingest passages/s into each backend vs pure batched encoding of the same passages."""
+    from ksearch.benchmarks.ingest import run_ingest_bench
+    from ksearch.benchmarks.runner import bench_opensearch, ingest_table, write_json
+
+    enc = load_encoder_or_fail(model)
+    with bench_opensearch(opensearch) as conn:
+        result = run_ingest_bench(enc, corpus, documents=documents, opensearch=conn)
+    console.print(ingest_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+@bench_app.command("scale")
+def bench_scale(
+    model: ModelOption = None,
+    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes, comma-separated (e.g. 10000,100000,1000000).")] = "10000,100000",
+    approximate: Annotated[bool, typer.Option(help="Also build a Seismic index and measure recall@10 vs exact.")] = True,
+    max_queries: Annotated[int, typer.Option(min=1)] = 200,
+    corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
+    queries: QueriesOption = Path("sample_data/queries.jsonl"),
+    splits: SplitsOption = Path("sample_data/splits.json"),
+    index: Annotated[str, typer.Option(help="Real index whose vectors are sampled.")] = "bench-sample",
+    home: BenchHomeOption = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/scale.json"),
+) -> None:
+    """Exact and approximate query latency, memory and recall on synthetic corpora shaped like the real vectors."""
+    from ksearch.benchmarks.runner import scale_table, write_json
+    from ksearch.benchmarks.scale import run_scale_bench
+
+    enc = load_encoder_or_fail(model)
+    result = run_scale_bench(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
+                             sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
+                             approximate=approximate)
+    console.print(scale_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+def bench_all_steps(opensearch: bool, sizes: str, results: Path) -> list[list[str]]:
+    """The `ksearch` command lines `bench all` runs, in order: what it runs and what the report says it ran."""
+    from encoder.model_resolution import SHIPPED_MODEL_ID
+
+    flag = ["--opensearch"] if opensearch else []
+    return [["bench", "encode", "--model", SHIPPED_MODEL_ID, "--passages", "256", "--repeats", "3",
+             "--out", f"{results}/encode-shipped.json"],
+            ["bench", "encode", "--seed-sized", "--passages", "48", "--repeats", "2", "--out", f"{results}/encode-seed-sized.json"],
+            ["bench", "query", *flag, "--out", f"{results}/query.json"],
+            ["bench", "ingest", *flag, "--documents", "400", "--out", f"{results}/ingest.json"],
+            ["bench", "scale", "--sizes", sizes, "--out", f"{results}/scale.json"]]
+
+
+def run_command_line(argv: list[str]) -> None:
+    """Run one `ksearch` command line in this process; its failure stops the caller with the same exit code."""
+    from ksearch.cli import app
+
+    code = typer.main.get_command(app).main(args=argv, prog_name="ksearch", standalone_mode=False)
+    if code:
+        raise typer.Exit(code)
+
+
+@bench_app.command("all")
+def bench_all(
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Start the local OpenSearch node and benchmark it too.")] = False,
+    sizes: Annotated[str, typer.Option(help="Scale sizes.")] = "10000,100000,1000000",
+    results: Annotated[Path, typer.Option(help="Results folder.")] = Path("bench/results"),
+    doc: Annotated[Path, typer.Option(help="The generated report.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """encode (shipped model), query, ingest and scale with modest defaults, then write docs/benchmarks.md."""
+    import shlex
+
+    from ksearch.benchmarks.report import write_report
+
+    steps = bench_all_steps(opensearch, sizes, results)
+    for argv in steps:
+        run_command_line(argv)
+    flag = " --opensearch" if opensearch else ""
+    commands = [shlex.join(["ksearch", *argv]) for argv in steps]
+    console.print(f"wrote {write_report(results, doc, ['ksearch bench all' + flag + f' --sizes {sizes}', '# runs:', *commands])}")

@@ -1,0 +1,85 @@
+"""A real single-node OpenSearch for tests and local use, without Docker.
+
+The node is assembled from pinned artifacts on Maven Central (`artifacts`):
+
+* ``org.opensearch.distribution.integ-test-zip:opensearch`` (server + transport-netty4 only, no JDK),
+* the modules ``lang-painless`` (with its dependencies), ``mapper-extras`` (``rank_features`` field and
+  ``rank_feature`` query) and ``analysis-common``, shipped as plain jars: a plugin descriptor is written for each,
+* the plugins ``opensearch-knn`` and ``neural-search`` (the ``neural_sparse`` query),
+* ``analysis-nori``: no 2.19 build of it is published, so a small Korean analysis plugin is compiled here
+  (needs ``javac``) against ``org.apache.lucene:lucene-analysis-nori``; it is skipped when no ``javac`` is found.
+
+Downloads are verified against Maven's ``.sha1`` files and cached (``KSEARCH_CACHE_DIR`` or
+``~/.cache/ksearch/opensearch``); the node runs detached, its state lives in ``<cache>/run/``.
+
+One job per module: `artifacts` (what is downloaded, pinned SHA-1s), `downloads` (fetching and verifying),
+`java` (finding a Java runtime), `assembly` (modules, plugins, compiling the nori plugin), `node` (the
+`LocalOpenSearch` process: start, readiness, stop), `ports` (held ports, locks), `testing` (a second node
+sharing the installation). Everything public is importable from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ksearch.opensearch_node.artifacts import (
+    ANTLR_VERSION,
+    ASM_VERSION,
+    DISTRIBUTION,
+    LUCENE_VERSION,
+    MAVEN_CENTRAL,
+    MAVEN_URL_ENV,
+    MODULES,
+    NORI_LUCENE,
+    OPENSEARCH_VERSION,
+    PLUGIN_VERSION,
+    PLUGINS,
+    Artifact,
+    ModuleSpec,
+    all_artifacts,
+)
+from ksearch.opensearch_node.assembly import ASSEMBLY_REVISION
+from ksearch.opensearch_node.errors import DownloadError, JavaNotFoundError, NodeStartError, OpenSearchNodeError
+from ksearch.opensearch_node.java import JAVA_MAX, JAVA_MIN, find_java_home
+from ksearch.opensearch_node.node import CACHE_DIR_ENV, DEFAULT_HEAP, HEAP_ENV, LocalOpenSearch, default_cache_dir
+from ksearch.opensearch_node.ports import PortReservation, free_port, reserve_port
+from ksearch.opensearch_node.testing import node_sharing_installation
+
+_default: LocalOpenSearch | None = None
+
+
+def _node() -> LocalOpenSearch:
+    global _default
+    if _default is None or _default.cache_dir != default_cache_dir():
+        _default = LocalOpenSearch()
+    return _default
+
+
+def ensure_installed() -> Path:
+    """Download and assemble the node in the default cache; return its home."""
+    return _node().ensure_installed()
+
+
+def start(port: int | None = None, timeout: float = 180) -> str:
+    """Start (or find) the node of the default cache; return its URL."""
+    return _node().start(port=port, timeout=timeout)
+
+
+def stop() -> bool:
+    """Stop the node of the default cache; return False if none was running."""
+    return _node().stop()
+
+
+def status() -> str | None:
+    """URL of the default cache's node if it is running and answering, else None."""
+    return _node().status()
+
+
+__all__ = [
+    "ANTLR_VERSION", "ASM_VERSION", "ASSEMBLY_REVISION", "CACHE_DIR_ENV", "DEFAULT_HEAP", "DISTRIBUTION", "HEAP_ENV",
+    "JAVA_MAX", "JAVA_MIN", "LUCENE_VERSION", "MAVEN_CENTRAL", "MAVEN_URL_ENV", "MODULES", "NORI_LUCENE",
+    "OPENSEARCH_VERSION", "PLUGINS", "PLUGIN_VERSION", "Artifact", "DownloadError", "JavaNotFoundError",
+    "LocalOpenSearch", "ModuleSpec", "NodeStartError", "OpenSearchNodeError", "PortReservation", "all_artifacts",
+    "default_cache_dir", "ensure_installed", "find_java_home", "free_port", "node_sharing_installation",
+    "reserve_port", "start", "status", "stop",
+]

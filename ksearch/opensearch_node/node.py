@@ -1,0 +1,363 @@
+"""`LocalOpenSearch`: one node's files, installation and process (start, readiness, stop) under a cache folder.
+
+The node runs detached in its own session; its state (pid, ports, URL, log) lives in ``<cache>/run/state.json``
+so another process (`ksearch opensearch stop`) can find it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ksearch.opensearch_node.artifacts import OPENSEARCH_VERSION, Artifact, all_artifacts
+from ksearch.opensearch_node.assembly import assemble, assembly_record
+from ksearch.opensearch_node.downloads import download, download_all, stderr_console
+from ksearch.opensearch_node.errors import NodeStartError, OpenSearchNodeError
+from ksearch.opensearch_node.java import find_java_home, java_env_clean
+from ksearch.opensearch_node.ports import file_lock, reserve_port
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+CACHE_DIR_ENV = "KSEARCH_CACHE_DIR"
+HEAP_ENV = "KSEARCH_OPENSEARCH_HEAP"
+DEFAULT_HEAP = "512m"
+START_ATTEMPTS = 3  # a start whose port was taken after all (BindException) is tried again
+PORT_WAIT = 5.0  # seconds an explicit port may stay briefly taken (a probe, a node shutting down) before start fails
+_NODE_MAIN_CLASS = "org.opensearch.bootstrap.OpenSearch"
+
+# OpenSearch refuses to run as root, and it finds out through JNA (geteuid). CI and many containers run
+# as root, so there the JNA native library is kept from loading: OpenSearch then cannot tell, logs a
+# warning and carries on without the native extras (mlockall, seccomp), which a local node does not need.
+_AS_ROOT_JVM_OPTIONS = [
+    "-Djna.nosys=true",
+    "-Djna.noclasspath=true",
+    "-Djna.nounpack=true",
+    "-Djna.boot.library.path=/nonexistent-ksearch-no-jna",
+]
+
+
+def default_cache_dir() -> Path:
+    """``$KSEARCH_CACHE_DIR`` or ``~/.cache/ksearch/opensearch``."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "ksearch" / "opensearch"
+
+
+def _running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+class LocalOpenSearch:
+    """Downloads, assembles, starts and stops a local single-node OpenSearch."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        heap: str | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Manage the node whose files live under ``cache_dir`` (default: ``default_cache_dir()``)."""
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.heap = heap or os.environ.get(HEAP_ENV) or DEFAULT_HEAP
+        self.quiet = quiet
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.started_here = False  # True once start() has launched the node from this object
+
+    # ---- paths
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Where the downloaded artifacts are kept (Maven layout)."""
+        return self.cache_dir / "downloads"
+
+    @property
+    def home(self) -> Path:
+        """The assembled OpenSearch home."""
+        return self.cache_dir / f"opensearch-{OPENSEARCH_VERSION}"
+
+    @property
+    def run_dir(self) -> Path:
+        """Config, data, logs and state of the running node."""
+        return self.cache_dir / "run"
+
+    @property
+    def state_file(self) -> Path:
+        """JSON file with pid, port, url and log path of the running node."""
+        return self.run_dir / "state.json"
+
+    @property
+    def log_file(self) -> Path:
+        """The node's console output."""
+        return self.run_dir / "node.log"
+
+    def _say(self, msg: str) -> None:
+        if not self.quiet:
+            stderr_console().print(msg, highlight=False, soft_wrap=True)
+
+    # ---- installation
+
+    def download(self, artifact: Artifact, progress: Progress | None = None) -> Path:
+        """Download one artifact into the cache (verified with its .sha1), or reuse the cached file."""
+        return download(artifact, self.downloads_dir, progress)
+
+    def installed(self) -> dict[str, Any] | None:
+        """The assembly record (modules, plugins) if the node is assembled, else None."""
+        return assembly_record(self.home)
+
+    def ensure_installed(self) -> Path:
+        """Download and assemble OpenSearch with its modules and plugins (idempotent); return its home."""
+        if self.installed() is not None:
+            return self.home
+        with file_lock(self.cache_dir / ".assemble.lock"):
+            if self.installed() is not None:
+                return self.home
+            java_home = find_java_home()
+            with_nori = (java_home / "bin" / "javac").is_file()
+            files = download_all(all_artifacts(with_nori), self.downloads_dir, say=self._say, quiet=self.quiet)
+            assemble(self.home, files, java_home, with_nori=with_nori, say=self._say)
+            return self.home
+
+    # ---- state
+
+    def _read_state(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _pid_alive(self, pid: int) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            return self._proc.poll() is None
+        with contextlib.suppress(ChildProcessError, OSError):
+            # Reap it if it is our exited child.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True  # no /proc: trust kill(0)
+        # guard against pid reuse: bin/opensearch execs java with our home on the command line
+        return str(self.home).encode() in cmdline or _NODE_MAIN_CLASS.encode() in cmdline
+
+    @staticmethod
+    def _answers(url: str, timeout: float = 2.0) -> bool:
+        try:
+            with urllib.request.urlopen(url + "/", timeout=timeout) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def _health(self, url: str) -> str | None:
+        try:
+            with urllib.request.urlopen(url + "/_cluster/health?wait_for_status=yellow&timeout=1s", timeout=5) as r:
+                return json.loads(r.read()).get("status")
+        except urllib.error.HTTPError as e:  # 408 when the wait timed out
+            with contextlib.suppress(Exception):
+                return json.loads(e.read()).get("status")
+            return None
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the node's console log ("" if there is none)."""
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 256 * 1024))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def status(self) -> str | None:
+        """The node's URL if it is running and answering, else None."""
+        state = self._read_state()
+        if not state or not self._pid_alive(int(state["pid"])):
+            return None
+        return state["url"] if self._answers(state["url"]) else None
+
+    # ---- start / stop
+
+    def _write_config(self, conf: Path, http_port: int, transport_port: int) -> None:
+        conf.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.home / "config" / "log4j2.properties", conf / "log4j2.properties")
+        (conf / "jvm.options.d").mkdir(exist_ok=True)
+        (conf / "jvm.options").write_text(
+            "\n".join(
+                [
+                    f"-Xms{self.heap}",
+                    f"-Xmx{self.heap}",
+                    "-XX:+UseG1GC",
+                    "-XX:G1ReservePercent=25",
+                    "-Djava.io.tmpdir=${OPENSEARCH_TMPDIR}",
+                    "-XX:ErrorFile=logs/hs_err_pid%p.log",
+                    "18-:-Djava.security.manager=allow",
+                    "20-:--add-modules=jdk.incubator.vector",
+                    (
+                        "-Djava.util.concurrent.ForkJoinPool.common.threadFactory="
+                        "org.opensearch.secure_sm.SecuredForkJoinWorkerThreadFactory"
+                    ),
+                    *(_AS_ROOT_JVM_OPTIONS if _running_as_root() else []),
+                    "",
+                ]
+            )
+        )
+        data, logs = self.run_dir / "data", self.run_dir / "logs"
+        data.mkdir(parents=True, exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
+        (conf / "opensearch.yml").write_text(
+            "# written by ksearch.opensearch_node on every start\n"
+            "cluster.name: ksearch-local\n"
+            "node.name: ksearch-local\n"
+            "network.host: 127.0.0.1\n"
+            f"http.port: {http_port}\n"
+            f"transport.port: {transport_port}\n"
+            "discovery.type: single-node\n"
+            f"path.data: {json.dumps(str(data))}\n"
+            f"path.logs: {json.dumps(str(logs))}\n"
+            "cluster.routing.allocation.disk.threshold_enabled: false\n"
+            "bootstrap.memory_lock: false\n"
+        )
+
+    def _spawn(self, http_port: int, transport_port: int, java_home: Path) -> dict:
+        conf = self.run_dir / "config"
+        self._write_config(conf, http_port, transport_port)
+        env = java_env_clean()
+        env.update(
+            OPENSEARCH_PATH_CONF=str(conf),
+            OPENSEARCH_JAVA_HOME=str(java_home),
+            JAVA_HOME=str(java_home),
+        )
+        env.pop("OPENSEARCH_JAVA_OPTS", None)
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "wb") as log:
+            self._proc = subprocess.Popen(
+                [str(self.home / "bin" / "opensearch")],
+                cwd=self.run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        url = f"http://127.0.0.1:{http_port}"
+        state = {
+            "pid": self._proc.pid,
+            "port": http_port,
+            "transport_port": transport_port,
+            "url": url,
+            "log": str(self.log_file),
+            "home": str(self.home),
+            "version": OPENSEARCH_VERSION,
+            "java_home": str(java_home),
+            "started_at": time.time(),
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(tmp, self.state_file)
+        return state
+
+    def _wait_ready(self, state: dict, deadline: float) -> str:
+        url, pid = state["url"], int(state["pid"])
+        while True:
+            if not self._pid_alive(pid):
+                self.state_file.unlink(missing_ok=True)
+                raise NodeStartError(
+                    f"OpenSearch {OPENSEARCH_VERSION} exited while starting", self.log_tail(), self.log_file
+                )
+            if self._health(url) in ("green", "yellow"):
+                return url
+            if time.monotonic() > deadline:
+                raise NodeStartError(
+                    f"OpenSearch did not become ready at {url} in time", self.log_tail(), self.log_file
+                )
+            time.sleep(0.5)
+
+    def start(self, port: int | None = None, timeout: float = 180) -> str:
+        """Start the node in the background (or find it running); return its URL once yellow/green.
+
+        Its ports are held (`reserve_port`) from before the node is launched until it answers, so no other process
+        takes them meanwhile; should a port be taken all the same (BindException), the start is tried again, on
+        the same `port` when one is given.
+        """
+        deadline = time.monotonic() + timeout
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.run_dir / ".start.lock"):
+            state = self._read_state()
+            if state and self._pid_alive(int(state["pid"])):
+                return self._wait_ready(state, deadline)
+            self.state_file.unlink(missing_ok=True)
+            self.ensure_installed()
+            java_home = find_java_home()
+            for attempt in range(START_ATTEMPTS):
+                try:
+                    http = reserve_port(port, wait=PORT_WAIT if port is not None else 0.0)
+                except OSError:
+                    raise NodeStartError(f"port {port} on 127.0.0.1 is already in use") from None
+                with http, reserve_port() as transport:
+                    self._say(
+                        f"Starting OpenSearch {OPENSEARCH_VERSION} on http://127.0.0.1:{http.port} (log: {self.log_file})"
+                    )
+                    state = self._spawn(http.port, transport.port, java_home)
+                    try:
+                        url = self._wait_ready(state, deadline)
+                        self.started_here = True
+                        return url
+                    except NodeStartError:
+                        self._kill(int(state["pid"]), grace=10)
+                        self.state_file.unlink(missing_ok=True)
+                        retry = "BindException" in self.log_tail(200) and time.monotonic() < deadline
+                        if not retry or attempt + 1 == START_ATTEMPTS:
+                            raise
+            raise NodeStartError(f"OpenSearch did not start after {START_ATTEMPTS} attempts", self.log_tail(), self.log_file)
+
+    def _kill(self, pid: int, grace: float) -> None:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)  # the node runs in its own session: pgid == pid
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+            end = time.monotonic() + wait
+            while time.monotonic() < end:
+                if not self._pid_alive(pid):
+                    if self._proc is not None and self._proc.pid == pid:
+                        self._proc.wait()
+                        self._proc = None
+                    return
+                time.sleep(0.2)
+        raise OpenSearchNodeError(f"could not stop OpenSearch (pid {pid})")
+
+    def stop(self, timeout: float = 60) -> bool:
+        """Stop the node (SIGTERM, then SIGKILL after ``timeout`` s); return False if none was running."""
+        with file_lock(self.run_dir / ".start.lock"):
+            state = self._read_state()
+            if not state:
+                return False
+            pid = int(state["pid"])
+            running = self._pid_alive(pid)
+            if running:
+                self._kill(pid, grace=timeout)
+            self.state_file.unlink(missing_ok=True)
+            return running

@@ -1,0 +1,65 @@
+"""The KSEARCH_* settings (environment and an optional .env file), read by the applications only.
+
+The CLI (`ksearch/`) and the app (`search_ui/`) read them with `get_settings()` and pass what a library
+needs as arguments (`backend_config()`, `retrieval.opening`); no module of `encoder/`, `ingest/` or
+`retrieval/` reads them itself, so a benchmark or test steers a backend by what it passes, not by
+rewriting the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from retrieval.backends.config import BackendConfig
+    from retrieval.backends.opensearch_connection import OpenSearchConnection
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may change; defaults run the embedded demo offline."""
+
+    model_config = SettingsConfigDict(env_prefix="KSEARCH_", env_file=".env", extra="ignore")
+
+    home: Path = Path(".ksearch")  # data directory of the embedded indexes
+    model: str | None = None  # model id or folder; None -> production model if cached, else the shipped one
+    index: str = "sample"
+    document_pruning: str | None = None  # e.g. "max_ratio:0.05"; None -> the model folder's default
+    query_pruning: str | None = None
+    batch_size: int = 32
+    approximate_above: int | None = None  # embedded: Seismic candidates from this many passages (needs pyseismic-lsr)
+    precision: str | None = None  # fp32 | bf16 | int8; None -> the model folder's measured CPU default
+
+    opensearch_url: str = "http://127.0.0.1:9200"
+    opensearch_user: str | None = None
+    opensearch_password: SecretStr | None = None
+    opensearch_verify_certs: bool = True
+    opensearch_ca_file: Path | None = None
+    opensearch_timeout: float = 30.0
+    opensearch_bm25_analyzer: str = "auto"  # auto (nori when the node has it) | nori | kiwi (Kiwi morphemes, whitespace)
+
+    def opensearch_connection(self) -> "OpenSearchConnection":
+        """The connection the KSEARCH_OPENSEARCH_* settings describe."""
+        from retrieval.backends.opensearch_connection import OpenSearchConnection
+
+        password = self.opensearch_password.get_secret_value() if self.opensearch_password else None
+        return OpenSearchConnection(url=self.opensearch_url.rstrip("/"), user=self.opensearch_user, password=password,
+                                    verify_certs=self.opensearch_verify_certs, ca_file=self.opensearch_ca_file,
+                                    timeout=self.opensearch_timeout)
+
+    def backend_config(self, *, home: Path | None = None) -> "BackendConfig":
+        """What the backends need from these settings (`home` overrides KSEARCH_HOME, e.g. for benchmarks)."""
+        from retrieval.backends.config import BackendConfig
+
+        return BackendConfig(home=Path(home or self.home), approximate_above=self.approximate_above,
+                             opensearch=self.opensearch_connection(), bm25_analyzer=self.opensearch_bm25_analyzer)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (tests call `get_settings.cache_clear()` after changing the environment)."""
+    return Settings()
