@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from encoder.kiwi_tags import CONTENT_TAGS, base_tag
+
 EXPANSIONS_JUDGED = 10
-NEIGHBOURS = 40  # Kiwi neighbours looked at per word
-NEIGHBOUR_MIN_SCORE = 0.62
+NEIGHBOURS = 10  # Kiwi neighbours looked at per word (10 and 0.70: best agreement with manual judgments, MODEL_CARD.md)
+NEIGHBOUR_MIN_SCORE = 0.70
 DEGENERATE_SCORE = 0.85  # a word whose 20th neighbour is this close has no usable embedding (rare words cluster)
-CONTENT_TAGS = ("NNG", "NNP", "VV", "VA", "XR", "SL", "MAG")
+PROBE_TAGS = frozenset(CONTENT_TAGS) - {"NNB", "NR", "SN", "SH"}  # words with meaning: no bound nouns or numbers
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class RelatednessJudge:
 
     def content_words(self, text: str) -> list[tuple[str, str]]:
         """(form, tag) of the content morphemes of a text."""
-        return [(t.form, t.tag.split("-")[0]) for t in self.kiwi.tokenize(text) if t.tag.startswith(CONTENT_TAGS)]
+        return [(t.form, base_tag(t.tag)) for t in self.kiwi.tokenize(text) if base_tag(t.tag) in PROBE_TAGS]
 
     @lru_cache(maxsize=100_000)
     def neighbours(self, form: str, tag: str) -> frozenset[str]:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ksearch.cli import app
-from ksearch.settings import get_settings
+from retrieval.settings import get_settings
 from retrieval.evaluation import AnswerSpan, _answer_passage_rate, holds_answer, read_answer_spans
 from retrieval.expansion_quality import ProbeQuery, RelatednessJudge, query_expansions, read_probe
 
