@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ksearch.opensearch_state import default_cache_dir, node_process_alive, read_state, state_file
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -50,14 +52,12 @@ ASM_VERSION = "9.7"
 
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 MAVEN_URL_ENV = "KSEARCH_MAVEN_URL"
-CACHE_DIR_ENV = "KSEARCH_CACHE_DIR"
 HEAP_ENV = "KSEARCH_OPENSEARCH_HEAP"
 DEFAULT_HEAP = "512m"
 JAVA_MIN, JAVA_MAX = 11, 23  # 2.19 needs the Java Security Manager, which Java 24+ no longer has
 
 # Bump when the assembled layout changes, so cached installs are rebuilt.
 ASSEMBLY_REVISION = 1
-_NODE_MAIN_CLASS = "org.opensearch.bootstrap.OpenSearch"
 
 
 # --------------------------------------------------------------------------- errors
@@ -224,14 +224,6 @@ def all_artifacts(with_nori: bool = True) -> list[Artifact]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def default_cache_dir() -> Path:
-    """``$KSEARCH_CACHE_DIR`` or ``~/.cache/ksearch/opensearch``."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "ksearch" / "opensearch"
 
 
 def _stderr_console():  # -> rich.console.Console
@@ -441,8 +433,8 @@ class LocalOpenSearch:
 
     @property
     def state_file(self) -> Path:
-        """JSON file with pid, port, url and log path of the running node."""
-        return self.run_dir / "state.json"
+        """JSON file with pid, port, url and log path of the running node (settings read it: opensearch_state)."""
+        return state_file(self.cache_dir)
 
     @property
     def log_file(self) -> Path:
@@ -680,10 +672,7 @@ class LocalOpenSearch:
     # ---- state
 
     def _read_state(self) -> dict | None:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return None
+        return read_state(self.state_file)
 
     def _pid_alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
@@ -692,21 +681,7 @@ class LocalOpenSearch:
             # Reap it if it is our exited child.
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return True  # no /proc: trust kill(0)
-        # guard against pid reuse: bin/opensearch execs java with our home on the command line
-        return str(self.home).encode() in cmdline or _NODE_MAIN_CLASS.encode() in cmdline
+        return node_process_alive(pid, self.home)
 
     @staticmethod
     def _answers(url: str, timeout: float = 2.0) -> bool:

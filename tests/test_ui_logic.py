@@ -173,9 +173,10 @@ def test_ingest_upload_reports_written_and_failed_rows(tmp_path, tiny_model_dir)
 
 
 # ------------------------------------------------------------------ choices and the demo index check
-def test_rank_feature_only_where_it_differs_and_opensearch_only_when_configured(monkeypatch):
+def test_rank_feature_only_where_it_differs_and_opensearch_only_when_configured(monkeypatch, tmp_path):
     assert "rank_feature" not in modes_for("embedded") and modes_for("embedded")[0] == "sparse"
     monkeypatch.delenv("KSEARCH_OPENSEARCH_URL", raising=False)
+    monkeypatch.setenv("KSEARCH_CACHE_DIR", str(tmp_path))  # no node of `ksearch opensearch start` either
     assert available_backends(SimpleNamespace(model_fields_set=set())) == ["embedded"]
 
 
