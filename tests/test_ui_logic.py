@@ -87,6 +87,13 @@ def test_literal_tokens_are_the_model_words_of_the_query():
                                                    ("##금", LITERAL)]
 
 
+def test_durations_stay_short_enough_for_a_metric():
+    from search_ui.views.search import format_ms
+
+    assert [format_ms(x) for x in (5.4, 105.2, 9999.4, 12_345.0, 123_456.0)] == \
+        ["5 ms", "105 ms", "9999 ms", "12.3 s", "123.5 s"]
+
+
 def test_model_words_come_from_the_encoders_segmentation():
     from search_ui.query_analysis import model_words
 
