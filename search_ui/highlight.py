@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from retrieval.own_words import normalize_token
+
 MAX_GLUED_MORPHEMES = 4  # the segmenter glues suffixes and units: 임차+권, HbA+1+c, 30+일
 # One-syllable light verbs, suffixes, endings and particles (하, 되, 있, 한, 합): marking them in every
 # sentence says nothing about why a passage matched.
@@ -44,11 +46,6 @@ class Span:
 
 
 MorphemeAnalyzer = Callable[[str], Sequence[Morpheme]]
-
-
-def normalize_token(token: str) -> str:
-    """How tokens and text pieces are compared: NFC, lower case, without subword markers."""
-    return unicodedata.normalize("NFC", token.removeprefix("##").strip("▁Ġ ")).lower()
 
 
 def kiwi_morphemes(text: str) -> list[Morpheme]:
