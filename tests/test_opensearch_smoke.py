@@ -122,7 +122,7 @@ def test_cli_status_reports_the_node(opensearch_url) -> None:
     assert result.output.strip() == opensearch_url
 
 
-def test_settings_find_the_node_without_its_url(opensearch_url, monkeypatch) -> None:
+def test_settings_find_the_node_without_its_url(opensearch_url) -> None:
     """Unless KSEARCH_OPENSEARCH_URL names a node, the settings point at the one `ksearch opensearch start` runs."""
     from ksearch.settings import Settings
 
