@@ -214,8 +214,11 @@ def search(
                       f"  score {h.score:.4f}", highlight=False)
         console.print(escape(h.text if len(h.text) <= 300 else h.text[:300] + "…"), highlight=False)
         matched = ", ".join(f"{t} {w:.2f}" for t, w in list(item.matched_tokens.items())[:10]) or "-"
-        expansion = ", ".join(f"{t} {w:.2f}" for t, w in item.expansion_tokens.items()) or "-"
-        console.print(f"[green]matched:[/green] {escape(matched)}\n[cyan]expansion:[/cyan] {escape(expansion)}", highlight=False)
+        expansion = ", ".join(f"{t} {w:.2f}" for t, w in item.top_expansion_tokens().items()) or "-"
+        lines = f"[green]matched:[/green] {escape(matched)}\n[cyan]expansion:[/cyan] {escape(expansion)}"
+        if item.unmatched_query_tokens:
+            lines += f"\n[yellow]not in this passage:[/yellow] {escape(', '.join(item.unmatched_query_tokens))}"
+        console.print(lines, highlight=False)
 
 
 @app.command("eval")

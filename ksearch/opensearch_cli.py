@@ -26,12 +26,25 @@ def start(
     port: int | None = typer.Option(None, "--port", "-p", help="HTTP port on 127.0.0.1 (default: a free one)."),
     timeout: float = typer.Option(180.0, help="Seconds to wait for the node to become ready."),
 ) -> None:
-    """Download/assemble if needed, start the node in the background and print its URL."""
+    """Download/assemble if needed, start the node in the background and print its URL.
+
+    While it runs, `--backend opensearch` (and the app) use it unless KSEARCH_OPENSEARCH_URL says otherwise:
+    the URL is recorded in the node's state file, which `stop` removes."""
     try:
-        url = LocalOpenSearch().start(port=port, timeout=timeout)
+        node = LocalOpenSearch()
+        url = node.start(port=port, timeout=timeout)
     except OpenSearchNodeError as e:
         _fail(e)
     typer.echo(url)
+    from retrieval.settings import Settings
+
+    settings = Settings()  # read now: the cached settings of this process may predate the node
+    if "opensearch_url" in settings.model_fields_set and settings.opensearch_url.rstrip("/") != url:
+        _err.print("note: KSEARCH_OPENSEARCH_URL is set to another node, so --backend opensearch keeps using that one; "
+                   "unset it to use this node", highlight=False, markup=False, soft_wrap=True)
+    else:
+        _err.print(f"--backend opensearch uses this node until `ksearch opensearch stop` (recorded in {node.state_file})",
+                   highlight=False, markup=False, soft_wrap=True)
 
 
 @opensearch_app.command()

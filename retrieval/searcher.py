@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from encoder.feature_names import fold_text, normalize_token
 from retrieval.backends.base import SearchBackend, SearchFilters
 from retrieval.hits import Hit, TokenContribution
 from retrieval.hybrid import HYBRID_CANDIDATES, fuse
+from retrieval.own_words import OwnWords, own_words
 from retrieval.query import prepare_query_tokens
 
 EXPANSION_TOKENS_SHOWN = 15
@@ -34,15 +34,24 @@ class ExplainedHit:
     """A hit with the tokens that explain it (display tokens as keys)."""
 
     hit: Hit
-    matched_tokens: dict[str, float] = field(default_factory=dict)  # query weight x passage weight
-    expansion_tokens: dict[str, float] = field(default_factory=dict)  # weighted tokens absent from the passage text
+    matched_tokens: dict[str, float] = field(default_factory=dict)  # query weight x passage weight, largest first
+    # tokens the model added: weighted in the query or passage vector but words of neither the query nor the passage
+    # text (see retrieval.own_words); the larger of the two weights, heaviest first, all of them
+    expansion_tokens: dict[str, float] = field(default_factory=dict)
+    # the query's own words (weighted) that this passage has neither in its text nor in its vector: they add nothing
+    unmatched_query_tokens: dict[str, float] = field(default_factory=dict)
     contributions: dict[str, TokenContribution] = field(default_factory=dict)  # display token -> its heaviest factors
+
+    def top_expansion_tokens(self, n: int = EXPANSION_TOKENS_SHOWN) -> dict[str, float]:
+        """The `n` heaviest expansion tokens (what `--json` and the command line show)."""
+        return dict(list(self.expansion_tokens.items())[:n])
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` form of one hit."""
         h = self.hit
         return {"id": h.id, "doc_id": h.doc_id, "title": h.title, "domain": h.domain, "score": round(h.score, 6),
-                "text": h.text, "matched_tokens": self.matched_tokens, "expansion_tokens": self.expansion_tokens}
+                "text": h.text, "matched_tokens": self.matched_tokens, "expansion_tokens": self.top_expansion_tokens(),
+                "unmatched_query_tokens": self.unmatched_query_tokens}
 
 
 @dataclass
@@ -103,7 +112,9 @@ class Searcher:
         hits = self.rank(text, mode, k, domain=domain, per_document=per_document, query_tokens=tokens)
         took_ms = (time.perf_counter() - start) * 1000
         vectors = self.backend.get_vectors([h.id for h in hits])
-        explained = [self._explain(h, tokens, vectors.get(h.id, {})) for h in hits]
+        query_words, *passage_words = own_words(self.encoder, [text, *[h.text for h in hits]])
+        explained = [self._explain(h, tokens, vectors.get(h.id, {}), query_words, words)
+                     for h, words in zip(hits, passage_words)]
         display = self.encoder.display_token
         shown: dict[str, float] = {}
         for name, weight in tokens.items():
@@ -111,7 +122,8 @@ class Searcher:
         return SearchResult(query_tokens={t: round(w, 4) for t, w in shown.items()}, took_ms=took_ms, hits=explained,
                             encode_ms=encode_ms)
 
-    def _explain(self, hit: Hit, tokens: Mapping[str, float], passage_vector: Mapping[str, float]) -> ExplainedHit:
+    def _explain(self, hit: Hit, tokens: Mapping[str, float], passage_vector: Mapping[str, float],
+                 query_words: OwnWords, passage_words: OwnWords) -> ExplainedHit:
         display = self.encoder.display_token
         matched: dict[str, float] = {}
         factors: dict[str, TokenContribution] = {}
@@ -119,15 +131,19 @@ class Searcher:
             matched[display(name)] = matched.get(display(name), 0.0) + c.contribution
             if display(name) not in factors or c.contribution > factors[display(name)].contribution:
                 factors[display(name)] = c
-        text = fold_text(hit.text)
         expansion: dict[str, float] = {}
+        unmatched: dict[str, float] = {}
         for name in set(tokens) | set(passage_vector):
             shown = display(name)
-            literal = normalize_token(shown)
-            if literal and literal in text:
-                continue
-            weight = max(tokens.get(name, 0.0), passage_vector.get(name, 0.0))
-            expansion[shown] = max(weight, expansion.get(shown, 0.0))
-        top = sorted(expansion.items(), key=lambda kv: (-kv[1], kv[0]))[:EXPANSION_TOKENS_SHOWN]
-        return ExplainedHit(hit, {t: round(w, 4) for t, w in sorted(matched.items(), key=lambda kv: -kv[1])},
-                            {t: round(w, 4) for t, w in top}, factors)
+            query_weight, passage_weight = tokens.get(name, 0.0), passage_vector.get(name, 0.0)
+            if shown in query_words:
+                if query_weight > 0 and shown not in passage_words and shown not in matched:
+                    unmatched[shown] = max(query_weight, unmatched.get(shown, 0.0))
+            elif shown not in passage_words:
+                expansion[shown] = max(query_weight, passage_weight, expansion.get(shown, 0.0))
+        return ExplainedHit(hit, _rounded(matched), _rounded(expansion), _rounded(unmatched), factors)
+
+
+def _rounded(weights: Mapping[str, float]) -> dict[str, float]:
+    """Weights rounded to 4 places, heaviest first (ties by token)."""
+    return {t: round(w, 4) for t, w in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))}

@@ -12,8 +12,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retrieval.backends.opensearch_state import running_node_url
+
+DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:9200"
+
+
+def _default_opensearch_url() -> str:
+    """The node `ksearch opensearch start` runs, else localhost:9200 (used only when KSEARCH_OPENSEARCH_URL is unset)."""
+    return running_node_url() or DEFAULT_OPENSEARCH_URL
 
 if TYPE_CHECKING:
     from retrieval.backends.config import BackendConfig
@@ -34,7 +43,8 @@ class Settings(BaseSettings):
     approximate_above: int | None = None  # embedded: Seismic candidates from this many passages (needs pyseismic-lsr)
     precision: str | None = None  # fp32 | bf16 | int8; None -> the model folder's measured CPU default
 
-    opensearch_url: str = "http://127.0.0.1:9200"
+    # KSEARCH_OPENSEARCH_URL (or .env) wins; unset, the node `ksearch opensearch start` recorded while it runs
+    opensearch_url: str = Field(default_factory=_default_opensearch_url)
     opensearch_user: str | None = None
     opensearch_password: SecretStr | None = None
     opensearch_verify_certs: bool = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from retrieval.backends.opensearch_state import running_node_url
 from retrieval.backends import BACKENDS
 from retrieval.searcher import SearchMode
 
@@ -16,8 +17,10 @@ EMBEDDED_RANK_FEATURE_NOTE = ("On the embedded index, neural sparse and rank_fea
 
 
 def opensearch_configured(settings) -> bool:
-    """True when the OpenSearch connection is set explicitly (KSEARCH_OPENSEARCH_URL or .env)."""
-    return "opensearch_url" in settings.model_fields_set or bool(os.environ.get("KSEARCH_OPENSEARCH_URL"))
+    """True when the OpenSearch connection is set explicitly (KSEARCH_OPENSEARCH_URL or .env) or `ksearch opensearch
+    start` runs a node (the settings then point at it)."""
+    return ("opensearch_url" in settings.model_fields_set or bool(os.environ.get("KSEARCH_OPENSEARCH_URL"))
+            or running_node_url() is not None)
 
 
 def available_backends(settings) -> list[str]:

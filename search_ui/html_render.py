@@ -34,6 +34,8 @@ STYLE = f"""
 .ks-found.ks-both {{ background: #d3f9d8; color: #2b8a3e; }}
 .ks-found.ks-only {{ background: #fff3bf; color: #e67700; }}
 .ks-legend {{ font-size: 0.9rem; }}
+.ks-legend-note {{ color: #6c757d; font-size: 0.8rem; margin-top: 0.3rem; line-height: 1.4; }}
+.ks-missing {{ color: #868e96; font-size: 0.85rem; font-family: {FONT_STACK}; }}
 </style>
 """
 
@@ -60,11 +62,17 @@ def domain_badge_html(domain: str) -> str:
     return f'<span class="ks-badge" style="background:{color}">{html.escape(domain or "—")}</span>'
 
 
+LEGEND_NOTE = ("Bars: the query's token weights. In a result, the query's tokens are marked where the passage has "
+               "them (in these colours); chips under it are matched expansions: tokens the model added that the "
+               "passage matches although neither the query nor the passage text contains them (with query × passage "
+               "weight); \u201cnot in this passage\u201d lists query words the passage lacks, which add nothing to its score.")
+
+
 def legend_html() -> str:
-    """The colour legend of literal and expansion tokens."""
+    """The colour legend of literal and expansion tokens, and what a result card shows."""
     return ('<div class="ks-legend">'
             + chip_html("literal: in the query", LITERAL) + chip_html("expansion: added by the model", EXPANSION)
-            + "</div>")
+            + f'<div class="ks-legend-note">{html.escape(LEGEND_NOTE)}</div></div>')
 
 
 def found_by_html(found_by: Iterable[str], all_columns: int = 2) -> str:
@@ -76,10 +84,14 @@ def found_by_html(found_by: Iterable[str], all_columns: int = 2) -> str:
 
 
 def hit_card_html(rank: int, title: str, domain: str, score: float, passage_html: str, chips: str = "",
-                  extra_label: str = "") -> str:
-    """A result card; `passage_html`, `chips` and `extra_label` must already be safe HTML (see highlight_html)."""
+                  extra_label: str = "", missing: Iterable[str] = ()) -> str:
+    """A result card; `passage_html`, `chips` and `extra_label` must already be safe HTML (see highlight_html);
+    `missing` (query words the passage lacks) is escaped here."""
     chips_row = f'<div>matched expansions: {chips}</div>' if chips else ""
+    missing = list(missing)
+    missing_row = (f'<div class="ks-missing">not in this passage: {html.escape(" ".join(missing))}</div>'
+                   if missing else "")
     return (f'<div class="ks-hit"><div class="ks-hit-head"><span class="ks-rank">{rank}.</span>'
             f'<span class="ks-title">{html.escape(title)}</span>{domain_badge_html(domain)}{extra_label}'
             f'<span class="ks-score">{score:.4f}</span></div>'
-            f'<div class="ks-passage">{passage_html}</div>{chips_row}</div>')
+            f'<div class="ks-passage">{passage_html}</div>{chips_row}{missing_row}</div>')

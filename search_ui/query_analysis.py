@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from encoder.feature_names import normalize_token
+from retrieval.own_words import OwnWords
 
 TokenKind = Literal["literal", "expansion"]
 LITERAL: TokenKind = "literal"
@@ -27,21 +27,12 @@ def model_words(encoder, text: str) -> list[str]:
     return encoder.model_text([text])[0].split()
 
 
-def classify_query_tokens(query_tokens: Mapping[str, float], words: Iterable[str]) -> list[QueryToken]:
-    """Query tokens, heaviest first: literal when the token is one of the model words or part of one, else expansion."""
-    normalized_words = [normalize_token(w) for w in words]
-    exact = set(normalized_words)
-
-    def kind(token: str) -> TokenKind:
-        norm = normalize_token(token)
-        if not norm:
-            return EXPANSION
-        if norm in exact or any(norm in w for w in normalized_words):
-            return LITERAL
-        return EXPANSION
-
+def classify_query_tokens(query_tokens: Mapping[str, float], words: Iterable[str], text: str = "") -> list[QueryToken]:
+    """Query tokens, heaviest first: literal when the token is the query's own (one of the model words, part of one,
+    or a piece of `text`: retrieval.own_words, the test search results use), else expansion."""
+    own = OwnWords(text, words)
     ordered = sorted(query_tokens.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [QueryToken(token, float(weight), kind(token)) for token, weight in ordered]
+    return [QueryToken(token, float(weight), LITERAL if token in own else EXPANSION) for token, weight in ordered]
 
 
 def kinds_by_token(tokens: Iterable[QueryToken]) -> dict[str, TokenKind]:

@@ -13,6 +13,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that reaches for the hub 
 
 pytest_plugins = ["opensearch_fixture", "ui_fixtures"]
 
+HEAVY_MARKERS = ("opensearch", "browser")  # a real node or a real browser: always slow
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that need an OpenSearch node or Chromium are `slow` too, so `pytest -m "not slow"` (the fast loop)
+    never starts a JVM or a browser."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in HEAVY_MARKERS) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:

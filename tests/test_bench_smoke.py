@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from ksearch.cli import app
 
+pytestmark = pytest.mark.slow  # every bench command once, end to end
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
 
@@ -110,7 +112,6 @@ def test_parity_indexes_with_the_variant_and_scores_judged_queries(tiny_inputs, 
 
 
 @pytest.mark.opensearch
-@pytest.mark.slow
 def test_ingest_bench_against_its_own_local_node_stops_the_node_it_started(tiny_inputs):
     from ksearch.benchmarks.runner import bench_node
 

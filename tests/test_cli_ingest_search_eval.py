@@ -88,8 +88,12 @@ def test_search_json_and_errors(tmp_path, home, tiny_model_dir):
         assert set(payload) == {"query_tokens", "took_ms", "hits"} and payload["query_tokens"]
         assert 1 <= len(payload["hits"]) <= 3
         for hit in payload["hits"]:
-            assert set(hit) == {"id", "doc_id", "title", "domain", "score", "text", "matched_tokens", "expansion_tokens"}
+            assert set(hit) == {"id", "doc_id", "title", "domain", "score", "text", "matched_tokens", "expansion_tokens",
+                                "unmatched_query_tokens"}
             assert hit["domain"] == "legal" and hit["id"].startswith(hit["doc_id"] + "#")
+            # expansions are what the model added: pieces of neither the query nor the passage text
+            assert not [t for t in hit["expansion_tokens"] if t.strip("#▁") and t.strip("#▁") in hit["text"] + " 전세 보증금 못 받으면"]
+            assert all(t.strip("#▁") in "전세 보증금 못 받으면" for t in hit["unmatched_query_tokens"])
         assert len({h["doc_id"] for h in payload["hits"]}) == len(payload["hits"])
     human = _invoke("search", "전세 보증금", "-k", "2")
     assert "matched:" in human and "expansion:" in human

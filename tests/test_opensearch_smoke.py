@@ -120,3 +120,14 @@ def test_cli_status_reports_the_node(opensearch_url) -> None:
         return
     assert result.exit_code == 0, result.output
     assert result.output.strip() == opensearch_url
+
+
+def test_settings_find_the_node_without_its_url(opensearch_url) -> None:
+    """Unless KSEARCH_OPENSEARCH_URL names a node, the settings point at the one `ksearch opensearch start` runs."""
+    from retrieval.settings import Settings
+
+    explicit = os.environ.get("KSEARCH_OPENSEARCH_URL")
+    if explicit:
+        assert Settings().opensearch_url == explicit  # an explicit URL always wins
+        return
+    assert Settings().opensearch_url == opensearch_url

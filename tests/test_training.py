@@ -12,6 +12,8 @@ from encoder import SparseEncoder
 from encoder.training.config import TrainConfig
 from ksearch.cli import app
 
+pytestmark = pytest.mark.slow  # trains a model (tiny, but the torch trainer and Kiwi teacher take minutes on 2 cores)
+
 PAIRS = [
     ("집주인이 보증금을 안 돌려줘요", "임대인은 임대차 계약이 끝나면 임차인에게 보증금을 반환해야 합니다.", "월세를 올리려면 임대인은 5% 상한을 지켜야 합니다."),
     ("회사에서 갑자기 나가래요", "사용자가 정당한 이유 없이 근로자를 해고하면 부당해고 구제신청을 할 수 있습니다.", "권고사직은 근로자가 회사의 제안에 동의해 퇴직하는 것입니다."),

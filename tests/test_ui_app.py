@@ -30,6 +30,18 @@ def _html(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
+def _page_shares(node, kind: str, share: float = 1.0) -> dict[str, float]:
+    """label -> the share of the page's width the columns around each `kind` element give it."""
+    if getattr(node, "type", None) == "column":
+        share *= node.weight
+    if getattr(node, "type", None) == kind:
+        return {node.proto.label: share}
+    found: dict[str, float] = {}
+    for child in getattr(node, "children", {}).values():
+        found.update(_page_shares(child, kind, share))
+    return found
+
+
 def test_search_page_shows_highlighted_results_for_a_korean_query(ui_env):
     at = _app()
     at.text_input(key="search_query").set_value(JUDGED_QUERY).run()
@@ -37,10 +49,13 @@ def test_search_page_shows_highlighted_results_for_a_korean_query(ui_env):
     html = _html(at)
     assert html.count('class="ks-hit"') == 10
     assert '<mark class="ks-literal"' in html  # 계약/끝나 of the query occur in the passages
-    assert 'ks-chip ks-expansion' in html  # matched tokens the model added (임대인, 보증금, ...)
+    assert html.count('ks-chip ks-expansion') >= 2  # the legend's, and matched tokens the model added (임대인, ...)
     assert "literal: in the query" in html and "expansion: added by the model" in html  # the legend
     labels = {m.label: m.value for m in at.metric}
     assert labels["Encoding"].endswith(" ms") and labels["Search"].endswith(" ms")
+    # each figure has a third of the page (not a third of the analysis column, where "105 ms" was cut to "105…")
+    assert {label: round(share, 2) for label, share in _page_shares(at.main, "metric").items()} == \
+        {"Encoding": 0.33, "Search": 0.33, "Hits": 0.33}
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the query token chart
     assert any("rank identically" in c.value for c in at.caption)
     assert at.expander  # per-hit explanations

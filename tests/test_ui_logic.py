@@ -73,8 +73,10 @@ def test_highlight_html_drops_overlapping_and_out_of_range_spans():
 
 # ------------------------------------------------------------------ html pieces
 def test_cards_chips_and_badges_escape_their_values():
-    card = hit_card_html(1, "<script>alert(1)</script>", "<b>", 1.5, "safe passage")
+    card = hit_card_html(1, "<script>alert(1)</script>", "<b>", 1.5, "safe passage", missing=["못", "<i>"])
     assert "<script>" not in card and "&lt;script&gt;" in card and "&lt;b&gt;" in card and "safe passage" in card
+    assert "not in this passage: 못 &lt;i&gt;" in card and "<i>" not in card
+    assert "not in this passage" not in hit_card_html(1, "t", "legal", 1.0, "p")
     assert "<img" not in chip_html("<img src=x onerror=alert(1)>", EXPANSION, 0.5)
     assert "<i>" not in domain_badge_html("<i>")
 
@@ -85,6 +87,32 @@ def test_literal_tokens_are_the_model_words_of_the_query():
                                    ["집주인", "보증금", "돌려주"])
     assert [(t.token, t.kind) for t in tokens] == [("임대인", EXPANSION), ("돌려주", LITERAL), ("보증금", LITERAL),
                                                    ("##금", LITERAL)]
+
+
+def test_chips_are_matched_tokens_the_model_added_not_the_query_words_a_passage_lacks():
+    from retrieval.searcher import ExplainedHit
+    from search_ui.views.common import matched_expansions
+
+    item = ExplainedHit(Hit(id="D#0", doc_id="D", score=1.0, text="임대차 방식"),
+                        matched_tokens={"전세": 2.0, "임대인": 0.6, "임대차": 0.9, "확정일자": 0.3},
+                        expansion_tokens={"임대인": 0.9, "확정일자": 0.8, "월세": 0.4},
+                        unmatched_query_tokens={"못": 1.2})
+    assert matched_expansions(item) == {"임대인": 0.6, "확정일자": 0.3}  # not 전세 (query word), 임대차 (in the text), 못
+
+
+def test_legend_says_what_the_cards_show():
+    from search_ui.html_render import legend_html
+
+    legend = legend_html()
+    assert "literal: in the query" in legend and "expansion: added by the model" in legend
+    assert "neither the query nor the passage text" in legend and "not in this passage" in legend
+
+
+def test_durations_stay_short_enough_for_a_metric():
+    from search_ui.views.search import format_ms
+
+    assert [format_ms(x) for x in (5.4, 105.2, 9999.4, 12_345.0, 123_456.0)] == \
+        ["5 ms", "105 ms", "9999 ms", "12.3 s", "123.5 s"]
 
 
 def test_model_words_come_from_the_encoders_segmentation():
@@ -173,9 +201,10 @@ def test_ingest_upload_reports_written_and_failed_rows(tmp_path, tiny_model_dir)
 
 
 # ------------------------------------------------------------------ choices and the demo index check
-def test_rank_feature_only_where_it_differs_and_opensearch_only_when_configured(monkeypatch):
+def test_rank_feature_only_where_it_differs_and_opensearch_only_when_configured(monkeypatch, tmp_path):
     assert "rank_feature" not in modes_for("embedded") and modes_for("embedded")[0] == "sparse"
     monkeypatch.delenv("KSEARCH_OPENSEARCH_URL", raising=False)
+    monkeypatch.setenv("KSEARCH_CACHE_DIR", str(tmp_path))  # no node of `ksearch opensearch start` either
     assert available_backends(SimpleNamespace(model_fields_set=set())) == ["embedded"]
 
 

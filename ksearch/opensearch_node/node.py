@@ -23,17 +23,17 @@ from ksearch.opensearch_node.assembly import assemble, assembly_record
 from ksearch.opensearch_node.downloads import download, download_all, stderr_console
 from ksearch.opensearch_node.errors import NodeStartError, OpenSearchNodeError
 from ksearch.opensearch_node.java import find_java_home, java_env_clean
+from retrieval.backends.opensearch_state import (CACHE_DIR_ENV, default_cache_dir, node_process_alive, read_state,
+                                                 state_file)
 from ksearch.opensearch_node.ports import file_lock, reserve_port
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-CACHE_DIR_ENV = "KSEARCH_CACHE_DIR"
 HEAP_ENV = "KSEARCH_OPENSEARCH_HEAP"
 DEFAULT_HEAP = "512m"
 START_ATTEMPTS = 3  # a start whose port was taken after all (BindException) is tried again
 PORT_WAIT = 5.0  # seconds an explicit port may stay briefly taken (a probe, a node shutting down) before start fails
-_NODE_MAIN_CLASS = "org.opensearch.bootstrap.OpenSearch"
 
 # OpenSearch refuses to run as root, and it finds out through JNA (geteuid). CI and many containers run
 # as root, so there the JNA native library is kept from loading: OpenSearch then cannot tell, logs a
@@ -44,14 +44,6 @@ _AS_ROOT_JVM_OPTIONS = [
     "-Djna.nounpack=true",
     "-Djna.boot.library.path=/nonexistent-ksearch-no-jna",
 ]
-
-
-def default_cache_dir() -> Path:
-    """``$KSEARCH_CACHE_DIR`` or ``~/.cache/ksearch/opensearch``."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "ksearch" / "opensearch"
 
 
 def _running_as_root() -> bool:
@@ -94,8 +86,8 @@ class LocalOpenSearch:
 
     @property
     def state_file(self) -> Path:
-        """JSON file with pid, port, url and log path of the running node."""
-        return self.run_dir / "state.json"
+        """JSON file with pid, port, url and log path of the running node (settings read it: opensearch_state)."""
+        return state_file(self.cache_dir)
 
     @property
     def log_file(self) -> Path:
@@ -132,10 +124,7 @@ class LocalOpenSearch:
     # ---- state
 
     def _read_state(self) -> dict | None:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return None
+        return read_state(self.state_file)
 
     def _pid_alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
@@ -144,21 +133,7 @@ class LocalOpenSearch:
             # Reap it if it is our exited child.
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return True  # no /proc: trust kill(0)
-        # guard against pid reuse: bin/opensearch execs java with our home on the command line
-        return str(self.home).encode() in cmdline or _NODE_MAIN_CLASS.encode() in cmdline
+        return node_process_alive(pid, self.home)
 
     @staticmethod
     def _answers(url: str, timeout: float = 2.0) -> bool:

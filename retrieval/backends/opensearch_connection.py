@@ -22,7 +22,7 @@ class OpenSearchUnavailableError(RetrievalError):
 class OpenSearchConnection:
     """Where and how to reach OpenSearch (`retrieval.settings.Settings.opensearch_connection()`, or given in tests)."""
 
-    url: str = "http://127.0.0.1:9200"
+    url: str = "http://127.0.0.1:9200"  # from_settings: KSEARCH_OPENSEARCH_URL, else the node `ksearch opensearch start` runs
     user: str | None = None
     password: str | None = None  # plain text here; settings hold it as SecretStr
     verify_certs: bool = True
@@ -66,8 +66,8 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-HOW_TO_START = ("start one with `ksearch opensearch start` (then set KSEARCH_OPENSEARCH_URL to the URL it prints) "
-                "or `docker compose up -d opensearch`")
+HOW_TO_START = ("start one with `ksearch opensearch start` (found without further settings while it runs) or "
+                "`docker compose up -d opensearch`, or point KSEARCH_OPENSEARCH_URL at a running one")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ EXPANSION_CHIPS = 8
 
 def analyse_query(encoder, text: str, query_tokens: dict[str, float]) -> list[QueryToken]:
     """The query's display tokens classified as literal or expansion (by the model's own segmentation of the query)."""
-    return classify_query_tokens(query_tokens, model_words(encoder, text))
+    return classify_query_tokens(query_tokens, model_words(encoder, text), text)
 
 
 def passage_html(encoder, text: str, kinds: dict[str, TokenKind]) -> str:
@@ -25,18 +25,20 @@ def passage_html(encoder, text: str, kinds: dict[str, TokenKind]) -> str:
     return highlight_html(text, spans, {t: css_class(k) for t, k in kinds.items()})
 
 
-def matched_expansions(item: ExplainedHit, kinds: dict[str, TokenKind]) -> dict[str, float]:
-    """The hit's heaviest matched tokens that are expansion tokens of the query (contribution as value)."""
-    matched = [(t, w) for t, w in item.matched_tokens.items() if kinds.get(t) == EXPANSION]
+def matched_expansions(item: ExplainedHit) -> dict[str, float]:
+    """The hit's heaviest matched tokens that the model added: in neither the query nor this passage's text
+    (`item.expansion_tokens`), with their contribution (query weight x passage weight) as value."""
+    matched = [(t, w) for t, w in item.matched_tokens.items() if t in item.expansion_tokens]
     return dict(sorted(matched, key=lambda kv: -kv[1])[:EXPANSION_CHIPS])
 
 
 def render_hit(encoder, rank: int, item: ExplainedHit, kinds: dict[str, TokenKind], extra_label: str = "") -> None:
-    """One result: card with highlighted passage and expansion chips, and an expandable score explanation."""
+    """One result: card with highlighted passage, matched-expansion chips and the query words it lacks, and an
+    expandable score explanation."""
     h = item.hit
-    chips = chips_html(matched_expansions(item, kinds), EXPANSION)
+    chips = chips_html(matched_expansions(item), EXPANSION)
     st.markdown(hit_card_html(rank, h.title or h.doc_id, h.domain, h.score, passage_html(encoder, h.text, kinds),
-                              chips, extra_label), unsafe_allow_html=True)
+                              chips, extra_label, missing=item.unmatched_query_tokens), unsafe_allow_html=True)
     with st.expander(f"Why #{rank}? top contributing tokens"):
         rows = [{"token": t, "kind": kinds.get(t, "document only"), "query weight": round(c.query_weight, 3),
                  "document weight": round(c.document_weight, 3), "query × document": round(c.contribution, 3)}
