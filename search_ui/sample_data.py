@@ -12,6 +12,9 @@ QUERIES_PATH = SAMPLE_DIR / "queries.jsonl"
 QRELS_PATH = SAMPLE_DIR / "qrels.tsv"
 SPLITS_PATH = SAMPLE_DIR / "splits.json"
 SUGGESTED_SPLITS = ("dev", "train")  # never the test split
+# Everyday queries written apart from the sample collection (the expansion probe set): how the model does off its home
+PROBE_PATH = SAMPLE_DIR.parent / "eval_data" / "expansion_probe.jsonl"
+OUT_OF_DOMAIN_SUGGESTED = ("P002", "P066", "P003", "P067")
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,25 @@ class JudgedSample:
     labels: dict[str, int]
 
 
-def suggested_queries(n: int = 6, queries_path: Path = QUERIES_PATH, splits_path: Path = SPLITS_PATH) -> list[str]:
-    """Up to `n` query texts from the dev then train splits, alternating query styles (never test queries)."""
+def suggested_queries(n: int = 6, queries_path: Path = QUERIES_PATH, splits_path: Path = SPLITS_PATH,
+                      probe_path: Path = PROBE_PATH) -> list[str]:
+    """Up to `n` query texts: a third everyday out-of-domain queries (the probe set), the rest from the sample dev
+    then train splits, alternating query styles (never test queries)."""
+    everyday = _probe_texts(probe_path, OUT_OF_DOMAIN_SUGGESTED[: n // 3])
+    return _sample_queries(n - len(everyday), queries_path, splits_path) + everyday
+
+
+def _probe_texts(path: Path, ids: tuple[str, ...]) -> list[str]:
+    if not path.is_file() or not ids:
+        return []
+    import json
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = {row["id"]: row["text"] for row in rows}
+    return [texts[i] for i in ids if i in texts]
+
+
+def _sample_queries(n: int, queries_path: Path, splits_path: Path) -> list[str]:
     if not (queries_path.is_file() and splits_path.is_file()):
         return []
     allowed: list[str] = []

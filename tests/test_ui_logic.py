@@ -153,6 +153,15 @@ def test_suggested_queries_never_come_from_the_test_split():
     assert len(suggested) == 8 and not set(suggested) & test_texts
 
 
+def test_suggested_queries_include_everyday_out_of_domain_ones():
+    from search_ui.sample_data import PROBE_PATH, QUERIES_PATH
+
+    probe = {json.loads(line)["text"] for line in PROBE_PATH.read_text(encoding="utf-8").splitlines() if line.strip()}
+    sample = {json.loads(line)["text"] for line in QUERIES_PATH.read_text(encoding="utf-8").splitlines() if line.strip()}
+    suggested = suggested_queries(6)
+    assert len(suggested) == 6 and len(set(suggested) & probe) == 2 and len(set(suggested) & sample) == 4
+
+
 def test_judged_sample_finds_labels_by_query_text():
     judged = judged_sample(" 집주인이 계약 끝났는데 돈을 안 돌려줘요 ")
     assert judged is not None and judged.query.id == "L1-q001" and judged.labels["L1-0034"] == 2
