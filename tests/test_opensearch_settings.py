@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from ksearch.opensearch_cli import opensearch_app
 from ksearch.opensearch_node import LocalOpenSearch
 from retrieval.settings import DEFAULT_OPENSEARCH_URL, Settings
-from retrieval.backends.opensearch_connection import OpenSearchConnection
 from search_ui.backend_choice import available_backends
 
 RECORDED = "http://127.0.0.1:41873"
@@ -52,7 +51,7 @@ def test_without_a_started_node_the_default_url_is_used(cache):
 def test_the_started_node_is_found_without_setting_the_url(recorded_node):
     settings = Settings()
     assert settings.opensearch_url == RECORDED
-    assert OpenSearchConnection.from_settings(settings).url == RECORDED
+    assert settings.opensearch_connection().url == RECORDED
     assert "opensearch_url" not in settings.model_fields_set  # still the default: not an explicit setting
     assert available_backends(settings) == ["embedded", "opensearch"]  # the app offers it too
 

@@ -85,6 +85,7 @@ def test_the_shipped_model_never_calls_a_query_word_an_expansion(tmp_path):
     from encoder import SparseEncoder
     from ingest import ingest_path
     from retrieval.backends import open_or_create_index
+    from retrieval.backends.config import BackendConfig
     from retrieval.own_words import own_words
 
     rows = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "sample_data" / "corpus.jsonl")
@@ -92,7 +93,7 @@ def test_the_shipped_model_never_calls_a_query_word_an_expansion(tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     encoder = SparseEncoder.load()
-    with open_or_create_index("s", IndexMeta.for_encoder("s", encoder), home=tmp_path / "home") as store:
+    with open_or_create_index("s", IndexMeta.for_encoder("s", encoder), config=BackendConfig(home=tmp_path / "home")) as store:
         ingest_path(corpus, store, encoder, progress=False)
         result = Searcher(encoder, store).search(QUERY, "sparse", 5)
     assert result.hits and "못" in result.query_tokens

@@ -22,7 +22,7 @@ class OpenSearchUnavailableError(RetrievalError):
 class OpenSearchConnection:
     """Where and how to reach OpenSearch (`retrieval.settings.Settings.opensearch_connection()`, or given in tests)."""
 
-    url: str = "http://127.0.0.1:9200"  # from_settings: KSEARCH_OPENSEARCH_URL, else the node `ksearch opensearch start` runs
+    url: str = "http://127.0.0.1:9200"  # Settings.opensearch_connection(): KSEARCH_OPENSEARCH_URL, else the node `ksearch opensearch start` runs
     user: str | None = None
     password: str | None = None  # plain text here; settings hold it as SecretStr
     verify_certs: bool = True
