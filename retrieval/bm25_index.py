@@ -12,6 +12,9 @@ import numpy as np
 from retrieval.morphemes import content_morphemes
 
 IDS_FILE = "passage_ids.json"
+# Lucene's BM25 with OpenSearch's default similarity parameters, so both backends' BM25 rank alike
+# (bm25s defaults to k1 = 1.5)
+K1, B = 1.2, 0.75
 
 
 class BM25Index:
@@ -26,7 +29,7 @@ class BM25Index:
         """Index passages already split into content morphemes (`retrieval.morphemes`)."""
         import bm25s
 
-        retriever = bm25s.BM25()
+        retriever = bm25s.BM25(method="lucene", k1=K1, b=B)
         # bm25s needs at least one token per document to build its vocabulary; an empty passage gets none.
         retriever.index([list(m) for m in morphemes] or [[]], show_progress=False)
         return cls(retriever, list(passage_ids))

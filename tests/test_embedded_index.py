@@ -169,3 +169,19 @@ def test_approximate_above_comes_from_the_settings_through_the_backend_config(tm
     assert open_index("t", config=config).approximate_above == 500_000
     monkeypatch.delenv("KSEARCH_APPROXIMATE_ABOVE")
     assert open_index("t", config=Settings().backend_config(home=tmp_path)).approximate_above is None
+
+
+def test_bm25_is_lucenes_with_opensearchs_default_k1_and_b():
+    """idf = ln(1 + (N - df + 0.5) / (df + 0.5)); tf part = tf / (tf + k1 (1 - b + b |d| / avgdl)), k1 1.2, b 0.75."""
+    import math
+
+    from retrieval.bm25_index import BM25Index
+
+    docs = [["임대인", "보증금"], ["임대인"], ["보증금", "보증금", "반환", "소송"]]
+    index = BM25Index.build(["a", "b", "c"], docs)
+    ids = index.retriever.get_tokens_ids(["보증금"])
+    scores = index.retriever.get_scores_from_ids(ids)
+    avgdl, idf = 7 / 3, math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+    expected = [idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * len(d) / avgdl)) if tf else 0.0
+                for d, tf in ((d, d.count("보증금")) for d in docs)]
+    assert list(scores) == pytest.approx(expected, rel=1e-5)
