@@ -1,9 +1,10 @@
 """Hybrid ranking shared by `ksearch search` and `ksearch eval`.
 
-    fused(d) = w * minmax_sparse(d) + (1 - w) * minmax_bm25(d),   w = HYBRID_SPARSE_WEIGHT = 0.5
+    fused(p) = w * minmax_sparse(p) + (1 - w) * minmax_bm25(p),   w = HYBRID_SPARSE_WEIGHT = 0.5
 
-over the union of each retriever's top `HYBRID_CANDIDATES` (at least k) results, where
-minmax_X(d) = (s_X(d) - min_X) / (max_X - min_X) over X's own candidates (1.0 when they all tie),
+for passages p (the searcher then ranks a document by its best fused passage), over the union of each
+retriever's top results (`HYBRID_CANDIDATES` documents' worth), where
+minmax_X(p) = (s_X(p) - min_X) / (max_X - min_X) over X's own candidates (1.0 when they all tie),
 and 0 for a result X did not return. This is what OpenSearch's normalization-processor does with
 `min_max` + `arithmetic_mean` weights [w, 1 - w]; ksearch fuses client-side for both backends, so no
 search pipeline is needed on the cluster.

@@ -14,6 +14,7 @@ from retrieval.own_words import OwnWords, own_words
 from retrieval.query import prepare_query_tokens
 
 EXPANSION_TOKENS_SHOWN = 15
+PASSAGES_PER_DOCUMENT = 3  # hybrid fuses this many passages per wanted document, so k documents survive the collapse
 
 
 class SearchMode(str, Enum):
@@ -98,10 +99,18 @@ class Searcher:
             return self.backend.search_rank_feature(query_tokens, k, filters=filters, per_document=per_document)
         if mode is SearchMode.BM25:
             return self.backend.search_bm25(text, k, filters=filters, per_document=per_document)
-        depth = max(k, HYBRID_CANDIDATES)
-        sparse = self.backend.search(query_tokens, depth, filters=filters, per_document=per_document)
-        bm25 = self.backend.search_bm25(text, depth, filters=filters, per_document=per_document)
-        return fuse(sparse, bm25, k, key="doc_id" if per_document else "id")
+        # Fused per passage, then each document by its best fused passage: the passage shown is the one both
+        # rankings favour (as OpenSearch, where passages are documents, normalises and then collapses)
+        depth = max(k, HYBRID_CANDIDATES) * (PASSAGES_PER_DOCUMENT if per_document else 1)
+        sparse = self.backend.search(query_tokens, depth, filters=filters, per_document=False)
+        bm25 = self.backend.search_bm25(text, depth, filters=filters, per_document=False)
+        fused = fuse(sparse, bm25, depth, key="id")
+        if not per_document:
+            return fused[:k]
+        best: dict[str, Hit] = {}
+        for hit in fused:
+            best.setdefault(hit.doc_id, hit)
+        return list(best.values())[:k]
 
     def search(self, text: str, mode: SearchMode | str = SearchMode.SPARSE, k: int = 10, *, domain: str | None = None,
                per_document: bool = True) -> SearchResult:

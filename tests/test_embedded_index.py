@@ -185,3 +185,29 @@ def test_bm25_is_lucenes_with_opensearchs_default_k1_and_b():
     expected = [idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * len(d) / avgdl)) if tf else 0.0
                 for d, tf in ((d, d.count("보증금")) for d in docs)]
     assert list(scores) == pytest.approx(expected, rel=1e-5)
+
+
+def test_hybrid_shows_each_document_by_its_best_fused_passage():
+    """Sparse favours d1#0, BM25 d1#1; fused, d1#1 wins (0.5 * 0.75 + 0.5 * 1 > 0.5 * 1), so it represents d1."""
+    from retrieval.hits import Hit
+    from retrieval.searcher import Searcher
+
+    class TwoRankings(EmbeddedIndex):
+        def __init__(self):  # no files: only the two rankings below
+            self.meta = META
+
+        def check_encoder(self, model_id, vocab_hash):
+            pass
+
+        def search(self, query_tokens, k=10, *, filters=None, per_document=True):
+            assert not per_document
+            return [Hit("d1#0", "d1", 1.0), Hit("d1#1", "d1", 0.8), Hit("d2#0", "d2", 0.2)]
+
+        def search_bm25(self, text, k=10, *, filters=None, per_document=True):
+            assert not per_document
+            return [Hit("d1#1", "d1", 5.0), Hit("d2#0", "d2", 3.0)]
+
+    encoder = type("Encoder", (), {"model_id": "m", "vocab_hash": "v"})()
+    hits = Searcher(encoder, TwoRankings()).rank("q", "hybrid", 10, query_tokens={"q": 1.0})
+    assert [(h.id, h.doc_id) for h in hits] == [("d1#1", "d1"), ("d2#0", "d2")]
+    assert hits[0].score == pytest.approx(0.875)
