@@ -27,7 +27,7 @@ def bench_encode(
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/encode.json"),
 ) -> None:
     """Card loop vs batched vs optimised encoders: passages/s, peak memory, ratio, parity."""
-    from ksearch.benchmarks.encode import meets_target, run_encode_bench
+    from ksearch.benchmarks.encode import meets_target, onnx_parity_holds, run_encode_bench
     from ksearch.benchmarks.parity import ParityData
     from ksearch.benchmarks.runner import write_json
 
@@ -48,6 +48,10 @@ def bench_encode(
                       f"{v['peak_extra_mb']:.0f}", fmt(v["top20_overlap_vs_fp32"]), fmt(v["ndcg_at_10"]),
                       fmt(v["ndcg_parity_vs_fp32"]), "met" if meets_target(v) else "-")
     console.print(table)
+    onnx_ok = onnx_parity_holds(result)
+    if onnx_ok is not None:
+        console.print(f"ONNX nDCG@10 within {result['onnx_ndcg_tolerance']} of torch fp32: "
+                      f"{'[green]yes[/green]' if onnx_ok else '[red]no[/red]'}")
     console.print(f"wrote {write_json(result, out)}")
 
 
