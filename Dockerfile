@@ -1,4 +1,4 @@
-# The ksearch app (Streamlit) and CLI, installed from pyproject.toml with CPU-only PyTorch.
+# The ksearch app (Streamlit) and CLI: the light runtime of pyproject.toml (ONNX Runtime, no torch).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
@@ -11,7 +11,7 @@ COPY ingest ./ingest
 COPY retrieval ./retrieval
 COPY search_ui ./search_ui
 COPY ksearch ./ksearch
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu . \
+RUN pip install . \
     && useradd --create-home --uid 1000 ksearch && mkdir -p /data/ksearch && chown ksearch /data/ksearch
 COPY sample_data ./sample_data
 COPY .streamlit ./.streamlit

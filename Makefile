@@ -3,15 +3,27 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test demo clean
+.PHONY: install install-app test demo clean
 
-$(BIN)/ksearch: pyproject.toml
+# The light runtime (search, ingest, the app; no torch) and, for the tests, everything (`dev` includes `train`).
+APP_STAMP := $(VENV)/.installed-app
+DEV_STAMP := $(VENV)/.installed-dev
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[dev]'
+
+$(APP_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
 	touch $@
 
-install: $(BIN)/ksearch
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@ $(APP_STAMP)
+
+install-app: $(APP_STAMP)
+
+install: $(DEV_STAMP)
 
 test: install
 	$(BIN)/python -m pytest
@@ -20,7 +32,7 @@ test: install
 DEMO_CORPUS ?= sample_data/corpus.jsonl
 DEMO_PORT ?= 8501
 
-demo: install
+demo: install-app
 	@$(BIN)/python -m ksearch.demo_index $(DEMO_CORPUS); state=$$?; \
 	if [ $$state -eq 1 ]; then $(BIN)/ksearch ingest $(DEMO_CORPUS); elif [ $$state -ne 0 ]; then exit $$state; fi
 	$(BIN)/streamlit run search_ui/app.py --server.port $(DEMO_PORT) --server.headless true

@@ -18,8 +18,21 @@ class ModelNotFoundError(RuntimeError):
     """No usable model: the message says how to get one."""
 
 
+def _hub_cache_dirs() -> list[Path]:
+    """Where huggingface_hub keeps its cache (HF_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME or ~/.cache)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return [Path(os.environ[var]).expanduser()]
+    if os.environ.get("HF_HOME"):
+        return [Path(os.environ["HF_HOME"]).expanduser() / "hub"]
+    return [Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "huggingface" / "hub"]
+
+
 def cached_hub_snapshot(model_id: str) -> Path | None:
     """The local Hugging Face cache folder of `model_id`, or None if it was never downloaded."""
+    folder = "models--" + model_id.replace("/", "--")
+    if not any((cache / folder).is_dir() for cache in _hub_cache_dirs()):
+        return None  # never downloaded: no need to import huggingface_hub (~0.5 s of a cold command)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import torch
-from torch import nn
+import numpy as np
 
 from encoder.feature_names import feature_to_token, token_to_feature
-from encoder.model_resolution import KNOWN_MAX_LENGTHS, resolve_model
+from encoder.model_resolution import KNOWN_MAX_LENGTHS, ModelNotFoundError, resolve_model
 from encoder.pruning import Pruning
 from encoder.segmentation import KiwiSegmenter
 
@@ -22,35 +20,8 @@ log = logging.getLogger(__name__)
 
 MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, "pre_segmentation": ...}
 PRECISIONS = ("fp32", "bf16", "int8")  # bf16: autocast; int8: dynamic quantisation of every Linear (CPU only)
-_LOGIT_CHUNK_BYTES = 64 * 2**20  # memory for one slice of [positions x vocab] logits
-
-
-class _DeferredProjection(nn.Module):
-    """Stands in for the MLM output projection so the model returns pre-projection states.
-
-    The projection to the vocabulary is then applied in slices and max-pooled as it goes,
-    so memory never holds a whole batch x seq_len x vocab logits tensor.
-    """
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        self.linear = linear
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden
-
-
-def _defer_output_projection(model: nn.Module) -> nn.Linear | None:
-    """Swap the model's output embedding for `_DeferredProjection`; return the original."""
-    out = model.get_output_embeddings()
-    if not isinstance(out, nn.Linear):
-        return None
-    for name, module in model.named_modules():
-        for child_name, child in module.named_children():
-            if child is out:
-                setattr(module, child_name, _DeferredProjection(out))
-                return out
-    return None
+BACKENDS = ("auto", "onnx", "torch")  # auto: the folder's model.onnx when it is usable, else torch
+TRAIN_EXTRA_HINT = "pip install -e .[train]"
 
 
 class SparseEncoder:
@@ -59,12 +30,12 @@ class SparseEncoder:
 
     def __init__(
         self,
-        model: nn.Module,
+        model,
         tokenizer,
         *,
         model_id: str,
         max_length: int,
-        device: str | torch.device = "cpu",
+        device: str = "cpu",
         document_pruning: Pruning | None = None,
         query_pruning: Pruning | None = None,
         batch_size: int = 32,
@@ -72,27 +43,34 @@ class SparseEncoder:
         precision: str = "fp32",
         query_expansion: bool = True,
     ) -> None:
-        self.precision = _check_precision(precision, torch.device(device))
-        self.model = model.eval().to(device)
+        """`model`: a Hugging Face masked-LM (torch, any device and precision) or an `OnnxModel` (CPU, fp32)."""
+        from encoder.onnx_runtime import OnnxModel
+
+        self.precision = _check_precision(precision, device)
         self.segmenter = segmenter  # applied before the tokenizer when the model folder asks for it
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.max_length = int(max_length)
-        self.device = torch.device(device)
         self.document_pruning = document_pruning or Pruning()
         self.query_pruning = query_pruning or Pruning()
         self.batch_size = batch_size
         # False: a query keeps the weights of its own tokens only (no expansion on the query side; documents still expand)
         self.query_expansion = query_expansion
         self.truncated_count = 0  # texts cut at max_length since load (the ingest worker chunks first)
-        self._projection = _defer_output_projection(self.model)
-        if self.precision == "int8":
-            self._quantize_int8()
-        accepted = inspect.signature(self.model.forward).parameters
-        self._input_names = [n for n in tokenizer.model_input_names if n in accepted]
+        if isinstance(model, OnnxModel):
+            if self.precision != "fp32" or _device_type(device) != "cpu":
+                raise ValueError("an ONNX model runs fp32 on the CPU; use the torch backend for other precisions or a GPU")
+            self.backend, self._runner, self.device = "onnx", model, "cpu"
+        else:
+            from encoder.torch_backend import TorchModel
+
+            self.backend = "torch"
+            self._runner = TorchModel(model, tokenizer, device, self.precision)
+            self.device = self._runner.device
+        self.model = getattr(self._runner, "model", model)
+        self.vocab_size = self._runner.vocab_size
         vocab = tokenizer.get_vocab()
         id_to_token = {i: t for t, i in vocab.items()}
-        self.vocab_size = self.model.config.vocab_size
         self.feature_names = [token_to_feature(id_to_token.get(i, f"[id{i}]")) for i in range(self.vocab_size)]
         self._special_ids = sorted({i for i in tokenizer.all_special_ids if i is not None and i < self.vocab_size})
 
@@ -108,27 +86,40 @@ class SparseEncoder:
         query_pruning: Pruning | str | None = None,
         batch_size: int = 32,
         precision: str | None = None,
+        backend: str | None = None,
     ) -> "SparseEncoder":
         """Load a masked-LM and its tokenizer from a local folder or the local HF cache (never the network).
 
-        `precision` None takes the model folder's measured CPU default (`cpu_precision` in ksearch.json,
-        used only where this CPU runs it natively), else fp32.
+        `backend` "auto" (None) runs the folder's `model.onnx` with ONNX Runtime when it is there, onnxruntime is
+        installed, it was exported from the folder's present weights and nothing asks for torch (a `device` other
+        than cpu, a `precision` other than fp32); torch is then never imported. Otherwise the model runs with
+        torch (the `train` extra): `precision` None takes the folder's measured CPU default (`cpu_precision` in
+        ksearch.json, used only where this CPU runs it natively), else fp32. A model.onnx whose weights
+        fingerprint no longer matches is skipped with a warning (an error without torch, or with backend "onnx").
         """
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-
         if precision is not None:  # a bad setting fails before the model is read
-            _check_precision(precision, torch.device(device or "cpu"))
+            _check_precision(precision, device or "cpu")
+        if backend not in (None, *BACKENDS):
+            raise ValueError(f"unknown encoder backend {backend!r} (known: {', '.join(BACKENDS)}; "
+                             "set by backend= or $KSEARCH_ENCODER_BACKEND)")
         model_id, source = resolve_model(name_or_path)
         settings = _read_model_settings(source)
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        model = AutoModelForMaskedLM.from_pretrained(source, local_files_only=True, dtype=torch.float32)
+        onnx_model = _usable_onnx(Path(source), backend or "auto", device, precision)
+        if onnx_model is not None:
+            from encoder.light_tokenizer import LightTokenizer
+
+            model, tokenizer, device, precision = onnx_model, LightTokenizer(source), "cpu", "fp32"
+            config_max = _config_max_length(tokenizer.model_max_length, source)
+        else:
+            _require_torch(Path(source), device, precision)
+            from encoder.torch_backend import cuda_available, load_masked_lm
+
+            model, tokenizer, config_max = load_masked_lm(source, settings)
+            if device is None:
+                device = "cuda" if cuda_available() else "cpu"
+            precision = precision or default_precision(settings.get("cpu_precision"), device)
         if max_length is None:
-            max_length = settings.get("max_length") or KNOWN_MAX_LENGTHS.get(model_id) or _config_max_length(tokenizer, model)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            max_length = settings.get("max_length") or KNOWN_MAX_LENGTHS.get(model_id) or config_max
         as_pruning = lambda p, key: p if isinstance(p, Pruning) else Pruning.parse(p or settings.get(key))  # noqa: E731
         return cls(
             model,
@@ -140,7 +131,7 @@ class SparseEncoder:
             query_pruning=as_pruning(query_pruning, "query_pruning"),
             batch_size=batch_size,
             segmenter=KiwiSegmenter.from_config(settings.get("pre_segmentation")),
-            precision=precision or default_precision(settings.get("cpu_precision"), device),
+            precision=precision,
             query_expansion=settings.get("query_expansion", True),
         )
 
@@ -208,56 +199,26 @@ class SparseEncoder:
                 results[i] = vector
         return results
 
-    def _quantize_int8(self) -> None:
-        """Replace every Linear (the deferred vocabulary projection included) by its int8 dynamic version."""
-        import warnings
-
-        with warnings.catch_warnings():  # torch.ao.quantization announces a move to torchao; it still works
-            warnings.simplefilter("ignore")
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {nn.Linear}, dtype=torch.qint8)
-        deferred = [m for m in self.model.modules() if isinstance(m, _DeferredProjection)]
-        self._projection = deferred[0].linear if deferred else None
-
-    @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> list[dict[str, float]]:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        inputs = {k: enc[k].to(self.device) for k in self._input_names if k in enc}
-        mask = inputs["attention_mask"].bool()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            states = self.model(**inputs).logits
-            if self._projection is not None and states.shape[-1] == self._projection.in_features:
-                pooled = self._max_pool_projected(states, mask)
-            else:  # a model whose head we could not split: plain logits, masked max
-                pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-        weights = torch.log1p(torch.relu(pooled.float()))  # monotone, so max-then-activate == activate-then-max
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+        weights = self._runner.pooled(enc)
         weights[:, self._special_ids] = 0
-        return [self._to_dict(row) for row in weights.cpu()]
+        return [self._to_dict(row) for row in weights]
 
-    def _max_pool_projected(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Max over each text's real tokens of the vocabulary logits, computed in row slices."""
-        rows = states[mask]  # [real tokens, hidden]: padding never reaches the projection
-        owner = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.sum(1))
-        pooled = torch.full((mask.shape[0], self.vocab_size), float("-inf"), device=states.device, dtype=states.dtype)
-        step = max(1, _LOGIT_CHUNK_BYTES // (self.vocab_size * states.element_size()))
-        for start in range(0, rows.shape[0], step):
-            logits = self._projection(rows[start : start + step])
-            index = owner[start : start + step].unsqueeze(1).expand_as(logits)
-            pooled.scatter_reduce_(0, index, logits, reduce="amax")
-        return pooled
-
-    def _to_dict(self, row: torch.Tensor) -> dict[str, float]:
-        ids = torch.nonzero(row > 0).squeeze(1)
+    def _to_dict(self, row: np.ndarray) -> dict[str, float]:
+        ids = np.flatnonzero(row > 0)
         values = row[ids]
-        order = torch.argsort(values, descending=True)
+        order = np.argsort(-values, kind="stable")
         names = self.feature_names
         return {names[i]: float(v) for i, v in zip(ids[order].tolist(), values[order].tolist())}
 
 
-def native_bf16(device: torch.device | str) -> bool:
+def native_bf16(device: str = "cpu") -> bool:
     """Whether `device` runs bf16 matrix products natively (CPUs with AVX512-BF16/AMX, CUDA GPUs with bf16)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if _device_type(device) == "cuda":
+        from encoder.torch_backend import cuda_bf16
+
+        return cuda_bf16()
     # oneDNN also "supports" bf16 on plain AVX-512 by emulation, slower than fp32: ask the CPU itself (Linux).
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -269,12 +230,14 @@ def native_bf16(device: torch.device | str) -> bool:
 
 def native_int8() -> bool:
     """Whether torch has a CPU backend for int8 dynamic quantisation here (fbgemm/x86 or qnnpack)."""
-    return any(e in torch.backends.quantized.supported_engines for e in ("x86", "fbgemm", "qnnpack"))
+    from encoder.torch_backend import native_int8 as torch_native_int8
+
+    return torch_native_int8()
 
 
-def default_precision(model_default: str | Sequence[str] | None, device: torch.device | str) -> str:
+def default_precision(model_default: str | Sequence[str] | None, device) -> str:
     """The first of the model folder's measured CPU precisions that this machine runs natively, else fp32."""
-    if torch.device(device).type != "cpu" or not model_default:
+    if _device_type(device) != "cpu" or not model_default:
         return "fp32"
     runs_natively = {"fp32": lambda: True, "bf16": lambda: native_bf16("cpu"), "int8": native_int8}
     for precision in [model_default] if isinstance(model_default, str) else model_default:
@@ -283,13 +246,67 @@ def default_precision(model_default: str | Sequence[str] | None, device: torch.d
     return "fp32"
 
 
-def _check_precision(precision: str, device: torch.device) -> str:
+def _device_type(device) -> str:
+    """"cpu" for "cpu", None and torch.device("cpu"); "cuda" for "cuda:1"."""
+    return getattr(device, "type", None) or str(device or "cpu").split(":", 1)[0]
+
+
+def _check_precision(precision: str, device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)}; "
                          "set by precision= or $KSEARCH_PRECISION)")
-    if precision == "int8" and device.type != "cpu":
+    if precision == "int8" and _device_type(device) != "cpu":
         raise ValueError("int8 dynamic quantisation runs on CPU only; use fp32 or bf16 on a GPU")
     return precision
+
+
+def _usable_onnx(source: Path, backend: str, device: str | None, precision: str | None):
+    """The folder's `OnnxModel` when `backend` and the request allow it and it is usable, else None (see `load`)."""
+    from encoder.onnx_runtime import ONNX_FILE, OnnxModel, StaleOnnxError, onnxruntime_available, torch_available
+
+    if backend == "torch":
+        return None
+    path = source / ONNX_FILE
+    wants_torch = _device_type(device) != "cpu" or precision not in (None, "fp32")
+    if backend == "onnx":
+        if wants_torch:
+            raise ValueError("the onnx encoder backend runs fp32 on the CPU only (asked: "
+                             f"device {device or 'cpu'}, precision {precision})")
+        if not path.is_file():
+            raise ModelNotFoundError(f"{source} has no {ONNX_FILE}: write it with `ksearch model export-onnx {source}` "
+                                     f"(needs `{TRAIN_EXTRA_HINT}`)")
+        if not onnxruntime_available():
+            raise ModelNotFoundError("the onnx encoder backend needs onnxruntime: `pip install onnxruntime`")
+    elif wants_torch or not path.is_file() or not onnxruntime_available():
+        return None
+    model = OnnxModel(path)
+    try:
+        model.check_fingerprint(source)
+    except StaleOnnxError as exc:
+        if backend == "onnx" or not torch_available():
+            raise ModelNotFoundError(str(exc)) from None
+        log.warning("%s; running the model with torch meanwhile", exc)
+        return None
+    return model
+
+
+def _require_torch(source: Path, device: str | None, precision: str | None) -> None:
+    """Raise a `ModelNotFoundError` that says how to get torch when it is not installed."""
+    from encoder.onnx_runtime import ONNX_FILE, onnxruntime_available, torch_available
+
+    if torch_available():
+        return
+    if _device_type(device) != "cpu" or precision not in (None, "fp32"):
+        why = f"device {device or 'cpu'} / precision {precision} needs torch"
+    elif not (source / ONNX_FILE).is_file():
+        why = f"{source} has no {ONNX_FILE} for the light runtime"
+    elif not onnxruntime_available():
+        why = "onnxruntime is not installed"
+    else:
+        why = "torch is needed"
+    raise ModelNotFoundError(f"{why}, and torch is not installed: install the training extra with "
+                             f"`{TRAIN_EXTRA_HINT}` (an arbitrary Hugging Face model runs with torch; "
+                             f"`ksearch model export-onnx MODEL` then writes a {ONNX_FILE} that runs without it)")
 
 
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:
@@ -307,8 +324,9 @@ def _read_model_settings(source: Path | str) -> dict:
         raise ValueError(f"{path}: invalid JSON ({exc})") from None
 
 
-def _config_max_length(tokenizer, model: nn.Module) -> int:
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if tok_max and tok_max < 100_000:
-        return int(tok_max)
-    return int(getattr(model.config, "max_position_embeddings", 512))
+def _config_max_length(tokenizer_max: int | None, source: Path | str) -> int:
+    if tokenizer_max and tokenizer_max < 100_000:
+        return int(tokenizer_max)
+    config = Path(source) / "config.json"
+    positions = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings") if config.is_file() else None
+    return int(positions or 512)

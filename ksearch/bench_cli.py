@@ -27,7 +27,7 @@ def bench_encode(
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/encode.json"),
 ) -> None:
     """Card loop vs batched vs optimised encoders: passages/s, peak memory, ratio, parity."""
-    from ksearch.benchmarks.encode import meets_target, run_encode_bench
+    from ksearch.benchmarks.encode import meets_target, onnx_parity_holds, run_encode_bench
     from ksearch.benchmarks.parity import ParityData
     from ksearch.benchmarks.runner import write_json
 
@@ -48,6 +48,10 @@ def bench_encode(
                       f"{v['peak_extra_mb']:.0f}", fmt(v["top20_overlap_vs_fp32"]), fmt(v["ndcg_at_10"]),
                       fmt(v["ndcg_parity_vs_fp32"]), "met" if meets_target(v) else "-")
     console.print(table)
+    onnx_ok = onnx_parity_holds(result)
+    if onnx_ok is not None:
+        console.print(f"ONNX nDCG@10 within {result['onnx_ndcg_tolerance']} of torch fp32: "
+                      f"{'[green]yes[/green]' if onnx_ok else '[red]no[/red]'}")
     console.print(f"wrote {write_json(result, out)}")
 
 
@@ -131,6 +135,34 @@ def bench_scale(
                              sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
                              approximate=approximate)
     console.print(scale_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
+@bench_app.command("startup")
+def bench_startup(
+    index: Annotated[str, typer.Option("--index", "-i", help="A prebuilt embedded index to search.")] = "sample",
+    repeats: Annotated[int, typer.Option(min=1, help="Fresh processes per command (median).")] = 3,
+    app: Annotated[bool, typer.Option("--app/--no-app", help="Also time the app's first search (Streamlit AppTest).")] = True,
+    home: BenchHomeOption = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/startup.json"),
+) -> None:
+    """Cold start: `python -c pass`, `ksearch search`, `ksearch encode` (and the app's first search) in fresh processes."""
+    from ksearch.benchmarks.runner import write_json
+    from ksearch.benchmarks.startup import run_startup_bench
+
+    result = run_startup_bench(index, repeats, app, home)
+    table = Table(title=f"startup: median of {repeats} fresh processes | {result['hardware']} | load average "
+                        f"{result['load_average_at_start']:.1f} at start | encoder {result['encoder_backend']}, "
+                        f"torch imported: {result['torch_imported']}")
+    for col in ("command", "median s", "x python -c pass", "target s", "met"):
+        table.add_column(col, justify="left" if col == "command" else "right")
+    for name, row in result["rows"].items():
+        if "median_s" not in row:
+            table.add_row(name, "-", "-", "-", f"error: {row.get('error', '')[:60]}")
+            continue
+        table.add_row(name, f"{row['median_s']:.2f}", f"{row['x_python']:.1f}", f"{row.get('target_s', '-')}",
+                      {True: "met", False: "not met"}.get(row.get("meets_target"), "-"))
+    console.print(table)
     console.print(f"wrote {write_json(result, out)}")
 
 

@@ -57,6 +57,29 @@ def model_pull(model_id: Annotated[str, typer.Argument(help="Hugging Face hub id
     console.print(f"downloaded {model_id} to {path}")
 
 
+@model_app.command("export-onnx")
+def model_export_onnx(
+    model: Annotated[Optional[str], typer.Argument(help="Model folder or cached hub id (default: the model search uses).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for model.onnx (default: the model folder).")] = None,
+) -> None:
+    """Write MODEL's model.onnx: the light runtime that searches and ingests without torch (needs the train extra).
+
+    Run it again whenever the folder's weights change: a model.onnx exported from other weights is not used.
+    """
+    from encoder import ModelNotFoundError
+    from encoder.onnx_runtime import torch_available
+
+    if not torch_available():
+        _fail("exporting needs torch: install the training extra with `pip install -e .[train]`")
+    from encoder.onnx_export import export_onnx
+
+    try:
+        path = export_onnx(model, out)
+    except (ModelNotFoundError, OSError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")
+
+
 # ---------------------------------------------------------------------- ingest, search, eval
 IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: $KSEARCH_INDEX, 'sample').")]
 BackendOption = Annotated[str, typer.Option("--backend", help="Search backend: embedded (a folder under $KSEARCH_HOME) "

@@ -18,7 +18,9 @@ ModelOption = Annotated[
 
 def fail(message: str) -> None:
     """Print a one-line error and exit with code 2."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False)  # `.[train]` is text, not markup
     raise typer.Exit(2)
 
 

@@ -12,7 +12,7 @@ from retrieval.settings import Settings
 
 def load_encoder(settings: Settings, model: str | None = None):
     """The encoder `model` names (default: the settings' model, else production, else shipped) with the settings'
-    pruning, batch size and precision (`ModelNotFoundError`; `ValueError` for a bad setting)."""
+    pruning, batch size, precision and encoder backend (`ModelNotFoundError`; `ValueError` for a bad setting)."""
     from encoder import SparseEncoder
 
     return SparseEncoder.load(
@@ -21,6 +21,7 @@ def load_encoder(settings: Settings, model: str | None = None):
         query_pruning=settings.query_pruning,
         batch_size=settings.batch_size,
         precision=settings.precision,
+        backend=settings.encoder_backend,
     )
 
 

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     query_pruning: str | None = None
     batch_size: int = 32
     approximate_above: int | None = None  # embedded: Seismic candidates from this many passages (needs pyseismic-lsr)
-    precision: str | None = None  # fp32 | bf16 | int8; None -> the model folder's measured CPU default
+    precision: str | None = None  # fp32 | bf16 | int8; None -> ONNX fp32 (model.onnx), else the folder's measured CPU default
+    encoder_backend: str | None = None  # auto | onnx | torch; None (auto) -> the folder's model.onnx when usable
 
     # KSEARCH_OPENSEARCH_URL (or .env) wins; unset, the node `ksearch opensearch start` recorded while it runs
     opensearch_url: str = Field(default_factory=_default_opensearch_url)

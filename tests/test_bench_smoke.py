@@ -151,3 +151,27 @@ def test_bench_all_runs_exactly_the_command_lines_its_report_lists(tmp_path, mon
         group = root.get_command(click.Context(root), argv[0])
         command = group.get_command(click.Context(group), argv[1])
         command.make_context(" ".join(argv[:2]), list(argv[2:]))
+
+
+def test_startup_bench_times_fresh_processes_next_to_python(tmp_path, monkeypatch):
+    from encoder.model_resolution import SHIPPED_MODEL_ID
+
+    home = tmp_path / "home"
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "d1", "text": "임대인은 보증금을 돌려주어야 합니다."}, ensure_ascii=False) + "\n")
+    monkeypatch.setenv("KSEARCH_HOME", str(home))
+    from retrieval.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert CliRunner().invoke(app, ["ingest", str(corpus), "--index", "s", "--model", SHIPPED_MODEL_ID]).exit_code == 0
+        out = tmp_path / "startup.json"
+        result = CliRunner().invoke(app, ["bench", "startup", "--index", "s", "--repeats", "1", "--no-app",
+                                          "--out", str(out)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert set(doc["rows"]) == {"python -c pass", "ksearch search", "ksearch encode"}
+    assert doc["rows"]["ksearch search"]["x_python"] > 1
+    assert doc["torch_imported"] is (doc["encoder_backend"] == "torch")  # the shipped model: onnx, no torch

@@ -77,7 +77,7 @@ def test_no_special_tokens_and_no_zero_weights(arch, encoders):
 
 def test_logit_slices_bound_memory_and_match(encoders, monkeypatch):
     """Slicing the vocabulary projection into many small pieces gives the same vectors."""
-    import encoder.sparse_encoder as module
+    import encoder.torch_backend as module
 
     enc = encoders["modernbert"]
     whole = enc.encode_documents(TEXTS)

@@ -20,6 +20,7 @@ from ksearch.benchmarks.measure import measure
 from ksearch.benchmarks.parity import ParityData
 
 SPEEDUP_TARGET, PARITY_TARGET = 3.0, 0.99
+ONNX_NDCG_TOLERANCE = 0.005  # |nDCG@10(onnx) - nDCG@10(torch fp32)| allowed
 SEED_SIZED = dict(hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152, vocab_size=49_999)
 _FALLBACK_TEXT = (
     "임대인은 임대차 계약이 끝나면 임차인에게 보증금을 돌려주어야 하며, 돌려주지 않으면 임차권등기명령을 신청할 수 있다. "
@@ -40,6 +41,8 @@ class VariantResult:
     precision: str | None = None  # None: the card's loop (fp32)
     ndcg_at_10: float | None = None  # sparse nDCG@10 of an index built and queried with this variant
     ndcg_parity_vs_fp32: float | None = None
+    backend: str = "torch"  # or "onnx": the light runtime (model.onnx with ONNX Runtime)
+    ndcg_delta_vs_fp32: float | None = None  # nDCG@10 minus torch fp32's
 
 
 def seed_sized_modernbert() -> tuple[torch.nn.Module, object]:
@@ -111,18 +114,23 @@ def run_encode_bench(
     if seed_sized:
         model, tokenizer = seed_sized_modernbert()
         label, max_length, segmenter, pruning = "seed-sized ModernBERT (random weights, 149M params, vocab 49,999)", 64, None, {}
-        default = "fp32"
+        default, default_backend, onnx_build = "fp32", "torch", None
     else:
         base = SparseEncoder.load(model_path, device="cpu", batch_size=batch_size)
-        from transformers import AutoModelForMaskedLM
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         from encoder.model_resolution import resolve_model
 
-        model = AutoModelForMaskedLM.from_pretrained(resolve_model(model_path)[1], local_files_only=True,
-                                                     dtype=torch.float32).eval()
-        tokenizer, label, max_length, segmenter = base.tokenizer, base.model_id, base.max_length, base.segmenter
+        source = resolve_model(model_path)[1]
+        model = AutoModelForMaskedLM.from_pretrained(source, local_files_only=True, dtype=torch.float32).eval()
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)  # the torch variants' and the card's
+        label, max_length, segmenter = base.model_id, base.max_length, base.segmenter
         pruning = {"document_pruning": base.document_pruning, "query_pruning": base.query_pruning}
-        default = base.precision
+        default, default_backend = base.precision, base.backend
+        onnx_build = None  # the light runtime's variant, when the folder has a usable model.onnx
+        if base.backend == "onnx":
+            onnx_build = lambda: SparseEncoder.load(model_path, device="cpu", batch_size=batch_size,  # noqa: E731
+                                                    backend="onnx")
 
     def make(precision: str, size: int = batch_size) -> SparseEncoder:
         return SparseEncoder(copy.deepcopy(model), tokenizer, model_id=label, max_length=max_length, batch_size=size,
@@ -142,6 +150,9 @@ def run_encode_bench(
         (f"batched bf16 (b={batch_size})", "bf16", lambda: make("bf16"), bf16_note, threads),
         ("batched bf16 (b=128)", "bf16", lambda: make("bf16", 128), bf16_note, threads),
     ]
+    if onnx_build is not None:
+        variants.insert(2, (f"onnx fp32 (b={batch_size})", "fp32", onnx_build,
+                            "ONNX Runtime on model.onnx: the light runtime, no torch", threads))
     if threads > 1:
         variants.append((f"batched bf16 (b={batch_size}, 1 thread)", "bf16", lambda: make("bf16"),
                          f"torch.set_num_threads(1) instead of {threads}", 1))
@@ -149,7 +160,7 @@ def run_encode_bench(
     results: list[VariantResult] = []
     reference = None
     card_rate = None
-    ndcg_of: dict[str, float] = {}  # parity depends on the precision only: measured once per precision
+    ndcg_of: dict[tuple[str, str], float] = {}  # parity depends on backend and precision: measured once per pair
     for name, precision, build, note, n_threads in variants:
         if build is None:
             fn = lambda: card_encode(model, tokenizer, model_texts, max_length)  # noqa: E731
@@ -179,16 +190,19 @@ def run_encode_bench(
             reference = reference or fn_out
             overlap = top20_overlap(reference, fn_out)
         torch.set_num_threads(threads)
+        backend = encoder.backend if encoder is not None else "torch"
         results.append(VariantResult(name, rate, seconds, m.peak_rss_mb, m.peak_extra_mb, rate / card_rate, overlap, note,
-                                     precision))
+                                     precision, backend=backend))
         if encoder is not None and parity is not None and not seed_sized:
-            if precision not in ndcg_of:
-                ndcg_of[precision] = parity.ndcg_at_10(encoder)
-            results[-1].ndcg_at_10 = ndcg_of[precision]
-    fp32_ndcg = next((r.ndcg_at_10 for r in results if r.precision == "fp32" and r.ndcg_at_10 is not None), None)
+            if (backend, precision) not in ndcg_of:
+                ndcg_of[backend, precision] = parity.ndcg_at_10(encoder)
+            results[-1].ndcg_at_10 = ndcg_of[backend, precision]
+    fp32_ndcg = next((r.ndcg_at_10 for r in results if r.precision == "fp32" and r.backend == "torch"
+                      and r.ndcg_at_10 is not None), None)
     for r in results:
         if fp32_ndcg and r.ndcg_at_10 is not None:
             r.ndcg_parity_vs_fp32 = r.ndcg_at_10 / fp32_ndcg
+            r.ndcg_delta_vs_fp32 = r.ndcg_at_10 - fp32_ndcg
 
     return {
         "benchmark": "encode",
@@ -199,6 +213,8 @@ def run_encode_bench(
         "max_length": max_length,
         "torch_threads": torch.get_num_threads(),
         "default_precision": default,
+        "default_backend": default_backend,
+        "onnx_ndcg_tolerance": ONNX_NDCG_TOLERANCE,
         "parity": parity.describe() if parity is not None and not seed_sized else None,
         "target": {"speedup_vs_card": SPEEDUP_TARGET, "ndcg_parity": PARITY_TARGET},
         "hardware": hardware_string(),
@@ -210,6 +226,13 @@ def meets_target(variant: dict) -> bool:
     """>= 3x the card loop at >= 0.99 of fp32's nDCG@10 (the issue's encoder target)."""
     parity = variant.get("ndcg_parity_vs_fp32")
     return variant["speedup_vs_card"] >= SPEEDUP_TARGET and parity is not None and parity >= PARITY_TARGET
+
+
+def onnx_parity_holds(result: dict) -> bool | None:
+    """Whether the ONNX variant's nDCG@10 is within ONNX_NDCG_TOLERANCE of torch fp32's (None: not measured)."""
+    deltas = [v["ndcg_delta_vs_fp32"] for v in result["variants"]
+              if v.get("backend") == "onnx" and v.get("ndcg_delta_vs_fp32") is not None]
+    return all(abs(d) <= ONNX_NDCG_TOLERANCE for d in deltas) if deltas else None
 
 
 def hardware_string() -> str:

@@ -19,7 +19,8 @@ def _targets_section(encode: dict | None, query: dict | None, ingest: dict | Non
 
     rows = []
     if encode and encode.get("parity"):
-        defaults = [v for v in encode["variants"] if v["precision"] == encode["default_precision"]]
+        defaults = [v for v in encode["variants"] if v["precision"] == encode["default_precision"]
+                    and v.get("backend", "torch") == encode.get("default_backend", "torch")]
         shown = defaults[0] if defaults else max(encode["variants"], key=lambda v: v["speedup_vs_card"])
         rows.append(("encoder >= 3x the card's loop at >= 0.99 nDCG@10 parity (the default setting)", meets_target(shown),
                      f"{shown['name']}: {shown['speedup_vs_card']:.2f}x, parity {shown['ndcg_parity_vs_fp32'] or 0:.3f}"))
