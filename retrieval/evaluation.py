@@ -9,15 +9,16 @@ import json
 import logging
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from retrieval.searcher import Searcher, SearchMode
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100")
 RUN_DEPTH = 100
 
@@ -96,19 +97,24 @@ class EvaluationResult:
         return out
 
 
-def read_queries(path: Path) -> list[JudgedQuery]:
-    """Queries from JSONL lines with `id` and `text` (and optionally `style`)."""
-    queries = []
+def read_jsonl(path: Path, build: Callable[[dict], T], fields: Sequence[str]) -> list[T]:
+    """`build(row)` for every JSON line of `path`; a bad line is a ValueError naming it and the fields it needs."""
+    out = []
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                queries.append(JudgedQuery(str(row["id"]), str(row["text"]), row.get("style")))
+                out.append(build(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected a JSON object with 'id' and 'text' ({exc})") from None
-    return queries
+                needed = ", ".join(f"'{f}'" for f in fields)
+                raise ValueError(f"{path}:{number}: expected a JSON object with {needed} ({exc})") from None
+    return out
+
+
+def read_queries(path: Path) -> list[JudgedQuery]:
+    """Queries from JSONL lines with `id` and `text` (and optionally `style`)."""
+    return read_jsonl(path, lambda row: JudgedQuery(str(row["id"]), str(row["text"]), row.get("style")), ("id", "text"))
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -127,17 +133,8 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 def read_answer_spans(path: Path) -> list[AnswerSpan]:
     """Answer spans from JSONL lines with `query_id`, `doc_id` and `answer`."""
-    spans = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                spans.append(AnswerSpan(str(row["query_id"]), str(row["doc_id"]), str(row["answer"])))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected a JSON object with 'query_id', 'doc_id' and 'answer' ({exc})") from None
-    return spans
+    return read_jsonl(path, lambda row: AnswerSpan(str(row["query_id"]), str(row["doc_id"]), str(row["answer"])),
+                      ("query_id", "doc_id", "answer"))
 
 
 def holds_answer(passage: str, answer: str) -> bool:

@@ -9,7 +9,6 @@ judgments (encoder/MODEL_CARD.md). Hand-written: no library scores expansions ag
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from encoder.kiwi_tags import CONTENT_TAGS, base_tag
+from retrieval.evaluation import read_jsonl
 
 EXPANSIONS_JUDGED = 10
 NEIGHBOURS = 10  # Kiwi neighbours looked at per word (10 and 0.70: best agreement with manual judgments, MODEL_CARD.md)
@@ -51,18 +51,8 @@ class ProbeResult:
 
 def read_probe(path: Path) -> list[ProbeQuery]:
     """Probe queries from JSONL lines with `id`, `domain`, `text` and `expected` (a list of words)."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                out.append(ProbeQuery(str(row["id"]), str(row.get("domain", "")), str(row["text"]),
-                                      tuple(str(w) for w in row["expected"])))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected a JSON object with 'id', 'text' and 'expected' ({exc})") from None
-    return out
+    return read_jsonl(path, lambda row: ProbeQuery(str(row["id"]), str(row.get("domain", "")), str(row["text"]),
+                                                   tuple(str(w) for w in row["expected"])), ("id", "text", "expected"))
 
 
 def _norm(word: str) -> str:
