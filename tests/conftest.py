@@ -35,3 +35,15 @@ def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_model_dirs) -> Path:
     return tiny_model_dirs["bert"]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty $KSEARCH_HOME and no $KSEARCH_MODEL, with the settings cache cleared around the test."""
+    from retrieval.settings import get_settings
+
+    monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KSEARCH_MODEL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path / "home"
+    get_settings.cache_clear()

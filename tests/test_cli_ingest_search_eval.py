@@ -15,21 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ksearch.cli import app
-from retrieval.settings import get_settings
 from retrieval.backends import EmbeddedIndex
 from tiny_models import KOREAN_SENTENCES
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("KSEARCH_MODEL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path / "home"
-    get_settings.cache_clear()
 
 
 def _corpus(path: Path, n: int) -> Path:

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from ksearch.cli import app
-from retrieval.settings import get_settings
 from retrieval.evaluation import AnswerSpan, _answer_passage_rate, holds_answer, read_answer_spans
 from retrieval.expansion_quality import ProbeQuery, RelatednessJudge, query_expansions, read_probe
 
@@ -18,15 +17,6 @@ runner = CliRunner()
 
 LONG = ("임대차 계약이 끝나면 임대인은 보증금을 돌려주어야 합니다. " * 6
         + "\n근로자를 해고하려면 30일 전에 예고해야 하며 예고하지 않으면 해고예고수당을 지급합니다. " * 6)
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("KSEARCH_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("KSEARCH_MODEL", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path / "home"
-    get_settings.cache_clear()
 
 
 def _collection(folder: Path) -> Path:
