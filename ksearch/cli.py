@@ -247,8 +247,8 @@ def search(
 @app.command("eval")
 def evaluate(
     collection: Annotated[Optional[Path], typer.Option("--collection", help="A test collection folder (corpus.jsonl, "
-                          "queries.jsonl, qrels.tsv, splits.json): its corpus is ingested into index eval-NAME on first "
-                          "use, e.g. eval_data/ood-legal.")] = None,
+                          "queries.jsonl, qrels.tsv, splits.json), e.g. eval_data/ood-legal: its corpus is brought up to date "
+                          "in index eval-NAME first (unchanged passages are skipped).")] = None,
     queries: Annotated[Optional[Path], typer.Option("--queries", help="JSONL with id and text (and style); default: the "
                        "collection's (sample_data/queries.jsonl).")] = None,
     qrels: Annotated[Optional[Path], typer.Option("--qrels", help="TREC qrels: QID 0 DOCID REL.")] = None,
@@ -278,7 +278,7 @@ def evaluate(
             _fail(str(exc))
         index = index or f"eval-{collection.resolve().name}"
     if queries is None:  # the collection's own queries, judgments, splits and answer spans
-        queries, qrels = queries or own.queries, qrels or own.qrels
+        queries, qrels = own.queries, qrels or own.qrels
         splits = splits or (own.splits if own.splits.is_file() else None)
         answer_spans = answer_spans or (own.answer_spans if own.answer_spans.is_file() else None)
     elif qrels is None:
