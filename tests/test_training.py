@@ -139,3 +139,14 @@ def test_anchor_penalises_only_weight_outside_the_texts_tokens_and_their_neighbo
     vector[0, [5, 6, 7, 8, 9]] = torch.tensor([1.0, 0.5, 0.25, 2.0, 4.0])
     outside = loss._outside_mass([ids], [mask], [vector])
     assert outside.tolist() == [6.0]  # 8 and 9: neither the text's own tokens (5, 6) nor 5's neighbour (7)
+
+
+def test_kiwi_neighbours_cover_ambiguous_forms_and_skip_degenerate_embeddings():
+    from encoder.training.kiwi_teacher import neighbour_graph
+
+    vocab = ["[PAD]", "물", "깨물", "바다", "체포", "연행", "침침하", "뤽상부르", "쓰담쓰담"]
+    graph = neighbour_graph(vocab, top_n=10, min_score=0.55)
+    neighbours = {vocab[i]: {vocab[j] for j, _ in out} for i, out in graph.items()}
+    assert {"깨물", "바다"} <= neighbours["물"]  # 물 has a noun and a verb reading: both count
+    assert "연행" in neighbours["체포"]
+    assert "침침하" not in neighbours  # its embedding's neighbours are an arbitrary cluster
