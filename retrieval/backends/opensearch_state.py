@@ -53,6 +53,8 @@ def node_process_alive(pid: int, home: str | os.PathLike[str] | None) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: trust kill(0)
+    if not cmdline:
+        return True  # a process that is exiting (not yet a zombie) shows no command line: it is still there
     # bin/opensearch execs java with the node's home and main class on the command line
     return (home is not None and str(home).encode() in cmdline) or NODE_MAIN_CLASS.encode() in cmdline
 
