@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,6 @@ def suggested_queries(n: int = 6, queries_path: Path = QUERIES_PATH, splits_path
 def _probe_texts(path: Path, ids: tuple[str, ...]) -> list[str]:
     if not path.is_file() or not ids:
         return []
-    import json
-
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = {row["id"]: row["text"] for row in rows}
     return [texts[i] for i in ids if i in texts]
@@ -78,7 +77,5 @@ def judged_sample(text: str, queries_path: Path = QUERIES_PATH, qrels_path: Path
 
 def split_names(splits_path: Path = SPLITS_PATH) -> list[str]:
     """The splits of the sample queries, dev first."""
-    import json
-
     names = list(json.loads(splits_path.read_text(encoding="utf-8"))) if splits_path.is_file() else []
     return sorted(names, key=lambda s: (s != "dev", s))

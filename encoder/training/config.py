@@ -70,6 +70,11 @@ class ContrastiveConfig(BaseModel):
     document_anchor_weight: float = 0.0
     max_steps: int = -1  # > 0: stop each phase after this many steps (a CPU budget)
 
+    @property
+    def anchored(self) -> bool:
+        """Whether the loss has an expansion anchor (and training needs Kiwi neighbours)."""
+        return self.query_anchor_weight > 0 or self.document_anchor_weight > 0
+
 
 class TrainConfig(BaseModel):
     seed: int = 13

@@ -67,8 +67,7 @@ def prepare(config: TrainConfig) -> Path:
         }
         (out / "dev.json").write_text(json.dumps(dev, ensure_ascii=False), encoding="utf-8")
     manifest = {"building": building, "segmentation": segmenter.config() if segmenter else None}
-    anchored = config.contrastive.query_anchor_weight > 0 or config.contrastive.document_anchor_weight > 0
-    if anchored and not building:  # the anchor needs Kiwi neighbours of the existing vocabulary
+    if config.contrastive.anchored and not building:  # the anchor needs Kiwi neighbours of the existing vocabulary
         from transformers import AutoTokenizer
 
         from encoder.model_resolution import resolve_model
@@ -110,16 +109,10 @@ def fit(config: TrainConfig, prepared: Path) -> Path:
         evaluator = dev_evaluator(dev["queries"], dev["corpus"], {q: set(d) for q, d in dev["relevant"].items()},
                                   name=config.data.eval_split or "dev")
     teacher = None
-    if (prepared / "neighbours.json").is_file() and (config.contrastive.query_anchor_weight > 0
-                                                     or config.contrastive.document_anchor_weight > 0):
+    if config.contrastive.anchored and (prepared / "neighbours.json").is_file():
         from transformers import AutoTokenizer
 
-        from encoder.training.kiwi_teacher import ExpansionTeacher
-
-        tokenizer = AutoTokenizer.from_pretrained(start_dir)
-        raw_graph = json.loads((prepared / "neighbours.json").read_text(encoding="utf-8"))
-        teacher = ExpansionTeacher({int(k): [tuple(x) for x in v] for k, v in raw_graph.items()}, len(tokenizer),
-                                   tokenizer.all_special_ids)
+        teacher = _expansion_teacher(prepared, AutoTokenizer.from_pretrained(start_dir))
     final = train_contrastive(start_dir, config.work_dir / "final", triples, config.contrastive, seed=config.seed,
                               max_length=config.base.max_length, evaluator=evaluator, anchor_teacher=teacher)
     segmentation = manifest["segmentation"]
@@ -138,7 +131,6 @@ def _stage1(config: TrainConfig, prepared: Path, device: str) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     from encoder.training.distill import distill_expansions
-    from encoder.training.kiwi_teacher import ExpansionTeacher
 
     base = config.base
     tokenizer = AutoTokenizer.from_pretrained(prepared / "tokenizer")
@@ -147,9 +139,7 @@ def _stage1(config: TrainConfig, prepared: Path, device: str) -> Path:
                       max_position_embeddings=max(128, base.max_length), pad_token_id=tokenizer.pad_token_id,
                       type_vocab_size=1, tie_word_embeddings=True)
     model = BertForMaskedLM(bert)
-    raw_graph = json.loads((prepared / "neighbours.json").read_text(encoding="utf-8"))
-    graph = {int(k): [tuple(x) for x in v] for k, v in raw_graph.items()}
-    teacher = ExpansionTeacher(graph, len(tokenizer), tokenizer.all_special_ids)
+    teacher = _expansion_teacher(prepared, tokenizer)
     texts = json.loads((prepared / "distill_texts.json").read_text(encoding="utf-8"))
     distill_expansions(model, tokenizer, teacher, texts, steps=config.distill.steps,
                        batch_size=config.distill.batch_size, learning_rate=config.distill.learning_rate,
@@ -159,6 +149,15 @@ def _stage1(config: TrainConfig, prepared: Path, device: str) -> Path:
     tokenizer.save_pretrained(start_dir)
     marker.write_text(json.dumps(stage1_key), encoding="utf-8")
     return start_dir
+
+
+def _expansion_teacher(prepared: Path, tokenizer):
+    """The Kiwi-neighbour teacher (stage 1's targets, stage 2's anchor) from the prepared neighbour graph."""
+    from encoder.training.kiwi_teacher import ExpansionTeacher
+
+    raw_graph = json.loads((prepared / "neighbours.json").read_text(encoding="utf-8"))
+    graph = {int(k): [tuple(x) for x in v] for k, v in raw_graph.items()}
+    return ExpansionTeacher(graph, len(tokenizer), tokenizer.all_special_ids)
 
 
 def collect_triples(config: TrainConfig, segment) -> tuple[list[Triple], SampleCollection | None]:
