@@ -26,19 +26,24 @@ def _is_unsafe(char: str) -> bool:
     return category[0] in ("C", "Z")  # control, format, unassigned, private use, separators
 
 
+def escape_character(char: str) -> str:
+    """The escape of one unsafe character in a feature name: its UTF-8 bytes as `%XX`."""
+    return "".join(f"%{b:02X}" for b in char.encode("utf-8"))
+
+
+def unsafe_characters(tokens) -> list[str]:
+    """The distinct characters of `tokens` that feature names escape, '%' first (then by code point)."""
+    found = {c for token in tokens for c in token if _is_unsafe(c)}
+    return sorted(found, key=lambda c: (c != "%", c))
+
+
 def token_to_feature(token: str) -> str:
     """Encode a vocabulary token as a feature name OpenSearch accepts in any query type."""
     if token == "":
         return EMPTY_TOKEN_NAME
     if not any(_is_unsafe(c) for c in token):
         return token
-    out = []
-    for char in token:
-        if _is_unsafe(char):
-            out.append("".join(f"%{b:02X}" for b in char.encode("utf-8")))
-        else:
-            out.append(char)
-    return "".join(out)
+    return "".join(escape_character(c) if _is_unsafe(c) else c for c in token)
 
 
 def feature_to_token(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ PRODUCTION_MODEL_ID = "sewoong/korean-neural-sparse-encoder-v1"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ksearch-ko-sparse"
 SHIPPED_MODEL_ID = f"ksearch/{SHIPPED_MODEL_DIR.name}"  # how indexes record the shipped model
 MODEL_ENV_VAR = "KSEARCH_MODEL"
+MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, "pre_segmentation": ...}
 
 # Max sequence lengths that the models' own configs do not state (the card fixes 64).
 KNOWN_MAX_LENGTHS = {PRODUCTION_MODEL_ID: 64}
@@ -72,3 +74,14 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> tuple[str, Path | s
         f"is missing at {SHIPPED_MODEL_DIR}. Set KSEARCH_MODEL to a local masked-LM folder, "
         f"pass --model PATH, or run `ksearch model pull {PRODUCTION_MODEL_ID}` with network."
     )
+
+
+def read_model_settings(source: Path | str) -> dict:
+    """A model folder's `ksearch.json` settings ({} when it has none)."""
+    path = Path(source) / MODEL_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from None

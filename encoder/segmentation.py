@@ -8,10 +8,12 @@ see the raw text, as before.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from encoder.kiwi_analysis import analyse
 from encoder.kiwi_tags import CONTENT_TAGS, base_tag
+from encoder.model_resolution import read_model_settings, resolve_model
 
 # Content morphemes kept (Kiwi/Sejong tags; irregular variants such as VV-R share the prefix).
 DEFAULT_KEEP_TAGS = CONTENT_TAGS
@@ -36,6 +38,13 @@ class KiwiSegmenter:
     def config(self) -> dict:
         """The `pre_segmentation` value to save in a model folder's ksearch.json."""
         return {"type": "kiwi", "keep_tags": list(self.keep_tags)}
+
+    @classmethod
+    def for_model(cls, name_or_path: str | os.PathLike | None = None) -> "KiwiSegmenter | None":
+        """The segmenter a model folder's ksearch.json asks for (None: the model reads raw text), without loading
+        the model: what a client that lets OpenSearch encode needs before it sends text to the cluster."""
+        _, source = resolve_model(name_or_path)
+        return cls.from_config(read_model_settings(source).get("pre_segmentation"))
 
     def segment(self, texts: Sequence[str]) -> list[str]:
         """Segment each text; empty texts stay empty."""

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from encoder.feature_names import feature_to_token, token_to_feature
-from encoder.model_resolution import KNOWN_MAX_LENGTHS, ModelNotFoundError, resolve_model
+from encoder.model_resolution import KNOWN_MAX_LENGTHS, ModelNotFoundError, read_model_settings, resolve_model
 from encoder.pruning import Pruning
 from encoder.segmentation import KiwiSegmenter
 
 log = logging.getLogger(__name__)
 
-MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, "pre_segmentation": ...}
 PRECISIONS = ("fp32", "bf16", "int8")  # bf16: autocast; int8: dynamic quantisation of every Linear (CPU only)
 BACKENDS = ("auto", "onnx", "torch")  # auto: the folder's model.onnx when it is usable, else torch
 TRAIN_EXTRA_HINT = "pip install -e .[train]"
@@ -103,7 +102,7 @@ class SparseEncoder:
             raise ValueError(f"unknown encoder backend {backend!r} (known: {', '.join(BACKENDS)}; "
                              "set by backend= or $KSEARCH_ENCODER_BACKEND)")
         model_id, source = resolve_model(name_or_path)
-        settings = _read_model_settings(source)
+        settings = read_model_settings(source)
         onnx_model = _usable_onnx(Path(source), backend or "auto", device, precision)
         if onnx_model is not None:
             from encoder.light_tokenizer import LightTokenizer
@@ -312,16 +311,6 @@ def _require_torch(source: Path, device: str | None, precision: str | None) -> N
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _read_model_settings(source: Path | str) -> dict:
-    path = Path(source) / MODEL_SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from None
 
 
 def _config_max_length(tokenizer_max: int | None, source: Path | str) -> int:

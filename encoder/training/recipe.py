@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from encoder.segmentation import KiwiSegmenter
-from encoder.sparse_encoder import MODEL_SETTINGS_FILE
+from encoder.model_resolution import MODEL_SETTINGS_FILE
 from encoder.training.config import TrainConfig
 from encoder.training.contrastive import dev_evaluator, train_contrastive
 from encoder.training.data import (
