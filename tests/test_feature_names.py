@@ -41,3 +41,34 @@ def test_every_vocabulary_token_of_real_tokenizers_maps_safely(tiny_model_dirs):
             name = enc.feature_names[token_id]
             assert is_safe_feature_name(name) and feature_to_token(name) == token
         assert len(set(enc.feature_names)) == len(enc.feature_names)
+
+
+def test_escaping_each_unsafe_character_in_turn_gives_the_feature_name():
+    """What the TorchScript export's tokenizer decoder does: one replacement per unsafe character, '%' first."""
+    from encoder.feature_names import escape_character, unsafe_characters
+
+    chars = unsafe_characters(AWKWARD)
+    assert chars[0] == "%" and {".", " ", "\t", "\n", "\u200b", "\x00"} <= set(chars)
+    for token in filter(None, AWKWARD):
+        escaped = token
+        for char in chars:
+            escaped = escaped.replace(char, escape_character(char))
+        assert escaped == token_to_feature(token), token
+
+
+def test_a_model_folder_names_its_segmenter_without_loading_the_model(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from encoder.model_resolution import SHIPPED_MODEL_DIR
+    from encoder.segmentation import KiwiSegmenter
+
+    assert KiwiSegmenter.for_model(tiny_model_dir) is None
+    shipped = KiwiSegmenter.for_model(SHIPPED_MODEL_DIR)
+    settings = json.loads((SHIPPED_MODEL_DIR / "ksearch.json").read_text(encoding="utf-8"))
+    assert shipped is not None and shipped.config() == settings["pre_segmentation"]
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "ksearch.json").write_text('{"pre_segmentation": {"type": "mecab"}}')
+    with pytest.raises(ValueError, match="mecab"):
+        KiwiSegmenter.for_model(broken)
