@@ -116,6 +116,22 @@ def export_torchscript(name_or_path: str | os.PathLike | None, out: str | os.Pat
     return TorchScriptExport(path=out, sha256=file_sha256(out), size_bytes=out.stat().st_size, **info)
 
 
+def read_export(path: str | os.PathLike) -> TorchScriptExport:
+    """The `TorchScriptExport` of a zip written earlier (from its ksearch.json; hash and size measured now)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            record = json.loads(zf.read(RECORD_FILE))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a zip written by `ksearch model export-opensearch` ({exc})") from None
+    fields = {f for f in TorchScriptExport.__dataclass_fields__ if f not in ("path", "sha256", "size_bytes")}
+    missing = fields - set(record)
+    if missing:
+        raise ValueError(f"{path}: {RECORD_FILE} lacks {sorted(missing)}: export it again")
+    return TorchScriptExport(path=path, sha256=file_sha256(path), size_bytes=path.stat().st_size,
+                             **{k: record[k] for k in fields})
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file (ml-commons' `model_content_hash_value`)."""
     digest = hashlib.sha256()

@@ -11,14 +11,21 @@ rank with exactly the same query weights. OpenSearch's limits are applied here:
   last '.', so every token must be an OpenSearch-safe feature name (`encoder.token_to_feature`); an unsafe
   one is refused with `ValueError`, never silently sent;
 * a BM25 query longer than 200 words keeps its first 200 distinct words (each analysed term is one clause).
+
+`neural_sparse_text_query` is the server-side form: `query_text` + `model_id`, encoded by a model deployed in
+the cluster (ml-commons, `ksearch model export-opensearch`). A model that reads Kiwi-segmented text gets the
+query segmented here, by the client, since the cluster cannot run Kiwi.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from encoder import is_safe_feature_name
+
+if TYPE_CHECKING:
+    from encoder.segmentation import KiwiSegmenter
 
 MAX_QUERY_WEIGHT = 64.0
 MAX_QUERY_TOKENS = 1024
@@ -52,6 +59,23 @@ def neural_sparse_query(tokens: Mapping[str, float], *, field: str = SPARSE_FIEL
     """The `neural_sparse` query clause with raw `query_tokens` (no model on the cluster)."""
     prepared = prepare_query_tokens(tokens)
     return _with_domain({"neural_sparse": {field: {"query_tokens": prepared}}}, domain, domain_field)
+
+
+def neural_sparse_text_query(text: str, model_id: str, *, segmenter: "KiwiSegmenter | None" = None,
+                             field: str = SPARSE_FIELD, domain: str | None = None,
+                             domain_field: str = DOMAIN_FIELD) -> dict[str, Any]:
+    """The `neural_sparse` clause with `query_text` + `model_id`: the cluster's deployed model encodes the query.
+
+    `segmenter`: the model's pre-segmentation (`KiwiSegmenter.for_model`); the text is sent segmented, as the
+    model was trained to read it. A text with nothing to encode is refused with `ValueError`.
+    """
+    if not model_id:
+        raise ValueError("neural_sparse with query_text needs the model_id of a deployed model (without one, "
+                         "OpenSearch 3.1+ falls back to an English analyzer)")
+    query_text = segmenter.segment([text])[0] if segmenter is not None else text
+    if not query_text.strip():
+        raise ValueError(f"query {text!r} has nothing to encode" + (" after Kiwi segmentation" if segmenter else ""))
+    return _with_domain({"neural_sparse": {field: {"query_text": query_text, "model_id": model_id}}}, domain, domain_field)
 
 
 def rank_feature_query(tokens: Mapping[str, float], *, field: str = SPARSE_FIELD, domain: str | None = None,
@@ -96,6 +120,12 @@ def neural_sparse_body(tokens: Mapping[str, float], *, size: int = 10, domain: s
                        field: str = SPARSE_FIELD) -> dict[str, Any]:
     """`{"query": {"neural_sparse": {FIELD: {"query_tokens": {...}}}}}` (+ domain filter)."""
     return search_body(neural_sparse_query(tokens, field=field, domain=domain), size=size)
+
+
+def neural_sparse_text_body(text: str, model_id: str, *, segmenter: "KiwiSegmenter | None" = None, size: int = 10,
+                            domain: str | None = None, field: str = SPARSE_FIELD) -> dict[str, Any]:
+    """`{"query": {"neural_sparse": {FIELD: {"query_text": ..., "model_id": ...}}}}` (+ domain filter)."""
+    return search_body(neural_sparse_text_query(text, model_id, segmenter=segmenter, field=field, domain=domain), size=size)
 
 
 def rank_feature_body(tokens: Mapping[str, float], *, size: int = 10, domain: str | None = None,
