@@ -14,10 +14,10 @@ from ksearch.bench_cli import bench_app
 from ksearch.cli_common import ModelOption, console
 from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
 from ksearch.cli_common import load_encoder_or_fail as _load_encoder
+from ksearch.model_cli import model_app
 from ksearch.opensearch_cli import opensearch_app
 
 app = typer.Typer(help="Korean legal and medical search with a learned sparse encoder.", no_args_is_help=True)
-model_app = typer.Typer(help="Manage encoder models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
 
@@ -43,41 +43,6 @@ def encode(
     for name, weight in top.items():
         table.add_row(enc.display_token(name), name, f"{weight:.4f}")
     console.print(table)
-
-
-@model_app.command("pull")
-def model_pull(model_id: Annotated[str, typer.Argument(help="Hugging Face hub id, e.g. sewoong/korean-neural-sparse-encoder-v1")]) -> None:
-    """Download a model into the local Hugging Face cache (the only command that uses the network)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        path = snapshot_download(model_id)
-    except Exception as exc:  # the hub client raises many network error types
-        _fail(f"could not download {model_id!r}: {type(exc).__name__}: {exc}")
-    console.print(f"downloaded {model_id} to {path}")
-
-
-@model_app.command("export-onnx")
-def model_export_onnx(
-    model: Annotated[Optional[str], typer.Argument(help="Model folder or cached hub id (default: the model search uses).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for model.onnx (default: the model folder).")] = None,
-) -> None:
-    """Write MODEL's model.onnx: the light runtime that searches and ingests without torch (needs the train extra).
-
-    Run it again whenever the folder's weights change: a model.onnx exported from other weights is not used.
-    """
-    from encoder import ModelNotFoundError
-    from encoder.onnx_runtime import torch_available
-
-    if not torch_available():
-        _fail("exporting needs torch: install the training extra with `pip install -e .[train]`")
-    from encoder.onnx_export import export_onnx
-
-    try:
-        path = export_onnx(model, out)
-    except (ModelNotFoundError, OSError, ValueError, RuntimeError) as exc:
-        _fail(str(exc))
-    console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")
 
 
 # ---------------------------------------------------------------------- ingest, search, eval

@@ -123,3 +123,38 @@ def test_the_zips_run_on_libtorch_1_13_with_the_same_vectors(tiny_model_dirs, ti
         assert result["torch"].startswith("1.13.1"), result["torch"]
         assert [r["ids"] for r in result["vectors"]] == [r["ids"] for r in run_zip(archive, encoder.model_text(TEXTS))]
         assert_same_vectors([r["vector"] for r in result["vectors"]], encoder.encode_documents(TEXTS))
+
+
+def test_the_command_prints_the_register_body_and_warns_about_segmentation(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from ksearch.cli import app
+
+    folder = tmp_path / "kiwi-model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "ksearch.json").write_text(json.dumps({"pre_segmentation": {"type": "kiwi"}, "document_pruning": "top_k:50"}))
+    out = tmp_path / "export" / "m.zip"
+    result = CliRunner().invoke(app, ["model", "export-opensearch", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert (body["function_name"], body["model_format"]) == ("SPARSE_ENCODING", "TORCH_SCRIPT")
+    assert body["model_content_hash_value"] == file_sha256(out) and body["url"] == out.resolve().as_uri()
+    assert json.loads(body["model_config"]["all_config"])["ksearch"]["pre_segmentation"]["type"] == "kiwi"
+    assert "KIWI-SEGMENTED" in result.stderr and "model_text" in result.stderr
+    assert "tokenizer.decode([id])" in result.stderr and '"prune_ratio": 50' in result.stderr
+
+    chunked = CliRunner().invoke(app, ["model", "export-opensearch", str(tiny_model_dir), "--out", str(out),
+                                       "--chunked", "--queries"])
+    assert chunked.exit_code == 0, chunked.output
+    meta = json.loads(chunked.stdout)
+    assert meta["total_chunks"] == 1 and "url" not in meta and meta["name"].endswith("(queries)")
+    assert "SEGMENTED" not in chunked.stderr and "upload_chunk" in chunked.stderr
+
+
+def test_the_command_fails_in_one_line_on_a_bad_output(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from ksearch.cli import app
+
+    result = CliRunner().invoke(app, ["model", "export-opensearch", str(tiny_model_dir), "--out", str(tmp_path / "m.tar")])
+    assert result.exit_code == 2 and ".zip" in result.output

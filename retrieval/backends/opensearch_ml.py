@@ -131,7 +131,7 @@ def sparse_encoding_pipeline_body(model_id: str, *, source_field: str = TEXT_FIE
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         processor["batch_size"] = batch_size
-    return {"description": description or f"ksearch: {source_field} -> {target_field} sparse vectors (model {model_id})",
+    return {"description": description or f"ksearch: sparse vectors of {source_field} into {target_field} (model {model_id})",
             "processors": [{"sparse_encoding": processor}]}
 
 
