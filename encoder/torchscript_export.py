@@ -1,7 +1,7 @@
 """`ksearch model export-opensearch`: a model folder as a TorchScript zip for a server that runs it with libtorch.
 
 The zip is what OpenSearch ml-commons serves as a `TORCH_SCRIPT` `SPARSE_ENCODING` model (this module knows
-nothing of OpenSearch requests; `retrieval.backends.opensearch_ml` builds those):
+nothing of OpenSearch requests; `retrieval.backends.ml_commons_bodies` builds those):
 
 * `<name>.pt`: the masked-LM traced with eager attention (libtorch 1.13.1, which OpenSearch 2.19 runs, has no
   `scaled_dot_product_attention`). `forward` takes one `Dict[str, Tensor]` with `input_ids` and

@@ -77,7 +77,7 @@ def model_export_opensearch(
 
     _require_torch()
     from encoder.torchscript_export import export_torchscript
-    from retrieval.backends.opensearch_ml import register_meta_body, register_model_body
+    from retrieval.backends.ml_commons_bodies import register_meta_body, register_model_body
 
     try:
         export = export_torchscript(model, out, queries=queries)
@@ -89,7 +89,7 @@ def model_export_opensearch(
 
 
 def _print_notes(export, chunked: bool) -> None:
-    from retrieval.backends.opensearch_ml import chunk_count, encoding_source_field, pipeline_body_for
+    from retrieval.backends.ml_commons_bodies import chunk_count, encoding_source_field, pipeline_body_for
 
     notes.print(f"wrote {export.path} ({export.size_bytes / 2**20:.1f} MB, sha256 {export.sha256}): "
                 f"{export.role} model, truncates at {export.max_length} tokens, pruning in the model: {export.pruning}")

@@ -25,13 +25,15 @@ def _fail(e: Exception) -> None:
 def start(
     port: int | None = typer.Option(None, "--port", "-p", help="HTTP port on 127.0.0.1 (default: a free one)."),
     timeout: float = typer.Option(180.0, help="Seconds to wait for the node to become ready."),
+    ml: bool = typer.Option(False, "--ml", help="With ml-commons, to serve models inside OpenSearch (a 480 MB "
+                            "download the first time; the node starts slower)."),
 ) -> None:
     """Download/assemble if needed, start the node in the background and print its URL.
 
     While it runs, `--backend opensearch` (and the app) use it unless KSEARCH_OPENSEARCH_URL says otherwise:
     the URL is recorded in the node's state file, which `stop` removes."""
     try:
-        node = LocalOpenSearch()
+        node = LocalOpenSearch(ml=ml)
         url = node.start(port=port, timeout=timeout)
     except OpenSearchNodeError as e:
         _fail(e)
@@ -68,10 +70,12 @@ def status() -> None:
 
 
 @opensearch_app.command()
-def install() -> None:
+def install(
+    ml: bool = typer.Option(False, "--ml", help="The installation with ml-commons (what `start --ml` runs)."),
+) -> None:
     """Only download and assemble the node (e.g. to warm the cache); print its home."""
     try:
-        home = LocalOpenSearch().ensure_installed()
+        home = LocalOpenSearch(ml=ml).ensure_installed()
     except OpenSearchNodeError as e:
         _fail(e)
     typer.echo(str(home))

@@ -11,7 +11,7 @@ import pytest
 from encoder.pruning import Pruning
 from encoder.segmentation import KiwiSegmenter
 from encoder.torchscript_export import TorchScriptExport, export_torchscript, file_sha256, read_export
-from retrieval.backends.opensearch_ml import (
+from retrieval.backends.ml_commons_bodies import (
     MODEL_TEXT_FIELD,
     chunk_count,
     pipeline_body_for,

@@ -7,15 +7,19 @@ The node is assembled from pinned artifacts on Maven Central (`artifacts`):
   ``rank_feature`` query) and ``analysis-common``, shipped as plain jars: a plugin descriptor is written for each,
 * the plugins ``opensearch-knn`` and ``neural-search`` (the ``neural_sparse`` query),
 * ``analysis-nori``: no 2.19 build of it is published, so a small Korean analysis plugin is compiled here
-  (needs ``javac``) against ``org.apache.lucene:lucene-analysis-nori``; it is skipped when no ``javac`` is found.
+  (needs ``javac``) against ``org.apache.lucene:lucene-analysis-nori``; it is skipped when no ``javac`` is found,
+* opt-in (``ml=True``, ``ksearch opensearch start --ml``): ``opensearch-job-scheduler`` and ``opensearch-ml``
+  (ml-commons, to serve models inside OpenSearch) with a PyTorch runtime for its DJL engine, so a model deploys
+  offline (`ml_commons`).
 
 Downloads are verified against Maven's ``.sha1`` files and cached (``KSEARCH_CACHE_DIR`` or
 ``~/.cache/ksearch/opensearch``); the node runs detached, its state lives in ``<cache>/run/``.
 
 One job per module: `artifacts` (what is downloaded, pinned SHA-1s), `downloads` (fetching and verifying),
 `java` (finding a Java runtime), `assembly` (modules, plugins, compiling the nori plugin), `node` (the
-`LocalOpenSearch` process: start, readiness, stop), `ports` (held ports, locks), `testing` (a second node
-sharing the installation). Everything public is importable from here.
+`LocalOpenSearch` process: start, readiness, stop), `ml_commons` (ml-commons: plugins, PyTorch runtime, settings),
+`ports` (held ports, locks), `testing` (a second node sharing the installation). Everything public is importable
+from here.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ksearch.opensearch_node.artifacts import (
 from ksearch.opensearch_node.assembly import ASSEMBLY_REVISION
 from ksearch.opensearch_node.errors import DownloadError, JavaNotFoundError, NodeStartError, OpenSearchNodeError
 from ksearch.opensearch_node.java import JAVA_MAX, JAVA_MIN, find_java_home
+from ksearch.opensearch_node.ml_commons import DJL_VERSION, LIBTORCH_VERSION, ML_ARTIFACTS, ML_SETTINGS
 from ksearch.opensearch_node.node import CACHE_DIR_ENV, DEFAULT_HEAP, HEAP_ENV, LocalOpenSearch, default_cache_dir
 from ksearch.opensearch_node.ports import PortReservation, free_port, reserve_port
 from ksearch.opensearch_node.testing import node_sharing_installation
@@ -76,8 +81,8 @@ def status() -> str | None:
 
 
 __all__ = [
-    "ANTLR_VERSION", "ASM_VERSION", "ASSEMBLY_REVISION", "CACHE_DIR_ENV", "DEFAULT_HEAP", "DISTRIBUTION", "HEAP_ENV",
-    "JAVA_MAX", "JAVA_MIN", "LUCENE_VERSION", "MAVEN_CENTRAL", "MAVEN_URL_ENV", "MODULES", "NORI_LUCENE",
+    "ANTLR_VERSION", "ASM_VERSION", "ASSEMBLY_REVISION", "CACHE_DIR_ENV", "DEFAULT_HEAP", "DISTRIBUTION", "DJL_VERSION",
+    "HEAP_ENV", "JAVA_MAX", "JAVA_MIN", "LIBTORCH_VERSION", "LUCENE_VERSION", "ML_ARTIFACTS", "ML_SETTINGS", "MAVEN_CENTRAL", "MAVEN_URL_ENV", "MODULES", "NORI_LUCENE",
     "OPENSEARCH_VERSION", "PLUGINS", "PLUGIN_VERSION", "Artifact", "DownloadError", "JavaNotFoundError",
     "LocalOpenSearch", "ModuleSpec", "NodeStartError", "OpenSearchNodeError", "PortReservation", "all_artifacts",
     "default_cache_dir", "ensure_installed", "find_java_home", "free_port", "node_sharing_installation",

@@ -27,17 +27,20 @@ class Artifact:
     version: str
     ext: str = "jar"
     sha1: str = ""  # pinned SHA-1; checked in addition to Maven's .sha1 file when that exists
+    classifier: str = ""  # e.g. "linux-x86_64" for a platform's native jar
 
     @property
     def coordinate(self) -> str:
-        """``group:artifact:version@ext``."""
-        return f"{self.group}:{self.name}:{self.version}@{self.ext}"
+        """``group:artifact:version[:classifier]@ext``."""
+        classifier = f":{self.classifier}" if self.classifier else ""
+        return f"{self.group}:{self.name}:{self.version}{classifier}@{self.ext}"
 
     @property
     def relpath(self) -> str:
         """Path of the file inside a Maven repository."""
         g = self.group.replace(".", "/")
-        return f"{g}/{self.name}/{self.version}/{self.name}-{self.version}.{self.ext}"
+        classifier = f"-{self.classifier}" if self.classifier else ""
+        return f"{g}/{self.name}/{self.version}/{self.name}-{self.version}{classifier}.{self.ext}"
 
     def url(self, base: str | None = None) -> str:
         """Download URL of the file."""

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ksearch.opensearch_node.artifacts import DISTRIBUTION, MODULES, NORI_LUCENE, OPENSEARCH_VERSION, PLUGINS, Artifact
+from ksearch.opensearch_node import ml_commons
+from ksearch.opensearch_node.artifacts import (DISTRIBUTION, MODULES, NORI_LUCENE, OPENSEARCH_VERSION, PLUGINS, Artifact,
+                                               ModuleSpec)
 from ksearch.opensearch_node.errors import OpenSearchNodeError
 from ksearch.opensearch_node.java import java_env_clean
 
@@ -45,9 +47,10 @@ def assembly_record(home: Path) -> dict[str, Any] | None:
 
 
 def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_nori: bool,
-             say: Callable[[str], None]) -> None:
-    """Build the node at `home` from the downloaded `files` (in a temporary folder beside it, swapped in at the end)."""
-    say(f"Assembling OpenSearch {OPENSEARCH_VERSION} in {home}")
+             say: Callable[[str], None], ml: bool = False) -> None:
+    """Build the node at `home` from the downloaded `files` (in a temporary folder beside it, swapped in at the end);
+    `ml` adds ml-commons with its PyTorch runtime (`ml_commons`)."""
+    say(f"Assembling OpenSearch {OPENSEARCH_VERSION}{' with ml-commons' if ml else ''} in {home}")
     tmp = Path(tempfile.mkdtemp(prefix=f".opensearch-{OPENSEARCH_VERSION}-", dir=home.parent))
     try:
         extract_zip(files[DISTRIBUTION], tmp, strip_top=True)
@@ -55,8 +58,12 @@ def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_n
             p.chmod(0o755)
         for d in ("plugins", "logs", "modules"):
             (tmp / d).mkdir(exist_ok=True)
-        modules = ["transport-netty4", *_install_modules(tmp, files)]
-        plugins = _install_plugins(tmp, files)
+        modules = ["transport-netty4", *_install_modules(tmp, files, MODULES)]
+        plugins = _install_plugins(tmp, files, PLUGINS)
+        if ml:
+            modules += _install_modules(tmp, files, (ml_commons.REINDEX_MODULE,))
+            plugins += _install_plugins(tmp, files, ml_commons.ML_PLUGINS)
+            ml_commons.install_pytorch_runtime(tmp, files)
         nori_note = None
         if with_nori:
             try:
@@ -74,6 +81,7 @@ def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_n
             "modules": modules,
             "plugins": plugins,
             "nori_skipped": nori_note,
+            "ml": ml,
             "artifacts": {a.coordinate: a.url() for a in files},
             "assembled_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -86,10 +94,10 @@ def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_n
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _install_modules(home: Path, files: dict[Artifact, Path]) -> list[str]:
+def _install_modules(home: Path, files: dict[Artifact, Path], specs: tuple[ModuleSpec, ...]) -> list[str]:
     """Copy each module's jars under modules/<name>/ with the descriptor (and policy) we write for it."""
     names = []
-    for spec in MODULES:
+    for spec in specs:
         mdir = home / "modules" / spec.name
         mdir.mkdir(parents=True)
         for art in spec.jars:
@@ -103,10 +111,10 @@ def _install_modules(home: Path, files: dict[Artifact, Path]) -> list[str]:
     return names
 
 
-def _install_plugins(home: Path, files: dict[Artifact, Path]) -> list[str]:
+def _install_plugins(home: Path, files: dict[Artifact, Path], plugins: tuple[Artifact, ...]) -> list[str]:
     """Unpack each plugin zip under plugins/<descriptor name>/ (refusing one built for another server version)."""
     names = []
-    for art in PLUGINS:
+    for art in plugins:
         with zipfile.ZipFile(files[art]) as zf:
             props = read_properties(zf.read("plugin-descriptor.properties").decode("utf-8"))
         name = props.get("custom.foldername") or props["name"]

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ksearch.opensearch_node import ml_commons
 from ksearch.opensearch_node.artifacts import OPENSEARCH_VERSION, Artifact, all_artifacts
 from ksearch.opensearch_node.assembly import assemble, assembly_record
 from ksearch.opensearch_node.downloads import download, download_all, stderr_console
@@ -59,11 +60,14 @@ class LocalOpenSearch:
         *,
         heap: str | None = None,
         quiet: bool = False,
+        ml: bool = False,
     ) -> None:
-        """Manage the node whose files live under ``cache_dir`` (default: ``default_cache_dir()``)."""
+        """Manage the node whose files live under ``cache_dir`` (default: ``default_cache_dir()``); ``ml`` runs it
+        with ml-commons (`ml_commons`: its own assembled home beside the plain one, same config, data and state)."""
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.heap = heap or os.environ.get(HEAP_ENV) or DEFAULT_HEAP
         self.quiet = quiet
+        self.ml = ml
         self._proc: subprocess.Popen[bytes] | None = None
         self.started_here = False  # True once start() has launched the node from this object
 
@@ -76,8 +80,8 @@ class LocalOpenSearch:
 
     @property
     def home(self) -> Path:
-        """The assembled OpenSearch home."""
-        return self.cache_dir / f"opensearch-{OPENSEARCH_VERSION}"
+        """The assembled OpenSearch home (``opensearch-<version>-ml`` with ml-commons)."""
+        return self.cache_dir / f"opensearch-{OPENSEARCH_VERSION}{'-ml' if self.ml else ''}"
 
     @property
     def run_dir(self) -> Path:
@@ -117,8 +121,13 @@ class LocalOpenSearch:
                 return self.home
             java_home = find_java_home()
             with_nori = (java_home / "bin" / "javac").is_file()
-            files = download_all(all_artifacts(with_nori), self.downloads_dir, say=self._say, quiet=self.quiet)
-            assemble(self.home, files, java_home, with_nori=with_nori, say=self._say)
+            artifacts = all_artifacts(with_nori)
+            if self.ml:
+                if reason := ml_commons.supported_here():
+                    raise OpenSearchNodeError(reason)
+                artifacts += ml_commons.ML_ARTIFACTS
+            files = download_all(artifacts, self.downloads_dir, say=self._say, quiet=self.quiet)
+            assemble(self.home, files, java_home, with_nori=with_nori, say=self._say, ml=self.ml)
             return self.home
 
     # ---- state
@@ -213,6 +222,7 @@ class LocalOpenSearch:
             f"path.logs: {json.dumps(str(logs))}\n"
             "cluster.routing.allocation.disk.threshold_enabled: false\n"
             "bootstrap.memory_lock: false\n"
+            + (ml_commons.ml_settings_yaml() if self.ml else "")
         )
 
     def _spawn(self, http_port: int, transport_port: int, java_home: Path) -> dict:
@@ -225,6 +235,8 @@ class LocalOpenSearch:
             JAVA_HOME=str(java_home),
         )
         env.pop("OPENSEARCH_JAVA_OPTS", None)
+        if self.ml:
+            env.update(ml_commons.ml_environment(self.home))
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "wb") as log:
             self._proc = subprocess.Popen(
@@ -247,6 +259,7 @@ class LocalOpenSearch:
             "home": str(self.home),
             "version": OPENSEARCH_VERSION,
             "java_home": str(java_home),
+            "ml": self.ml,
             "started_at": time.time(),
         }
         tmp = self.state_file.with_suffix(".tmp")
@@ -282,6 +295,10 @@ class LocalOpenSearch:
         with file_lock(self.run_dir / ".start.lock"):
             state = self._read_state()
             if state and self._pid_alive(int(state["pid"])):
+                if self.ml and not state.get("ml"):
+                    raise NodeStartError(
+                        f"the node running from {self.cache_dir} ({state['url']}) has no ml-commons: stop it "
+                        "(`ksearch opensearch stop`) and start it again with --ml")
                 return self._wait_ready(state, deadline)
             self.state_file.unlink(missing_ok=True)
             self.ensure_installed()

@@ -8,12 +8,13 @@ from pathlib import Path
 from ksearch.opensearch_node.node import LocalOpenSearch
 
 
-def node_sharing_installation(cache_dir: Path, *, quiet: bool = True) -> LocalOpenSearch:
+def node_sharing_installation(cache_dir: Path, *, quiet: bool = True, ml: bool = False) -> LocalOpenSearch:
     """A `LocalOpenSearch` with its own config, data, logs and port under `cache_dir`, whose home links to the
-    default node's assembled installation (assembled first if needed), so stopping it never touches that node."""
-    home = LocalOpenSearch(quiet=True).ensure_installed()
+    default node's assembled installation (assembled first if needed), so stopping it never touches that node;
+    `ml`: the installation with ml-commons."""
+    home = LocalOpenSearch(quiet=True, ml=ml).ensure_installed()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    node = LocalOpenSearch(cache_dir=cache_dir, quiet=quiet)
+    node = LocalOpenSearch(cache_dir=cache_dir, quiet=quiet, ml=ml)
     if not node.home.exists():
         os.symlink(home, node.home, target_is_directory=True)
     return node

@@ -25,7 +25,7 @@ FUNCTION_NAME = "SPARSE_ENCODING"
 MODEL_FORMAT = "TORCH_SCRIPT"
 FRAMEWORK_TYPE = "huggingface_transformers"
 MODEL_TEXT_FIELD = "model_text"  # the passage as a pre-segmenting model reads it, written by the client
-UPLOAD_CHUNK_BYTES = 10 * 2**20  # ml-commons' upload_chunk takes chunks of at most 10 MB
+UPLOAD_CHUNK_BYTES = 10_000_000  # ml-commons refuses a chunk over 10 MB (ModelHelper.CHUNK_SIZE)
 
 
 def encoding_source_field(export: TorchScriptExport) -> str:

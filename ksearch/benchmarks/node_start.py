@@ -1,0 +1,66 @@
+"""`ksearch bench node-start`: how much ml-commons costs the local node: start time and memory, with and without.
+
+Each flavor runs as a private node (own config, data and port; the installations of `ksearch opensearch install`
+and `install --ml`), started `repeats` times on a fresh data folder: the median seconds from launch to a
+yellow/green cluster, and the node's resident memory (RSS) and heap use `settle_s` seconds after that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _heap_percent(url: str) -> int:
+    with urllib.request.urlopen(url + "/_nodes/stats/jvm", timeout=30) as resp:
+        nodes = json.load(resp)["nodes"]
+    return next(iter(nodes.values()))["jvm"]["mem"]["heap_used_percent"]
+
+
+def _one_start(ml: bool, settle_s: float) -> dict:
+    from ksearch.opensearch_node import node_sharing_installation
+
+    with tempfile.TemporaryDirectory(prefix="ksearch-bench-node-") as tmp:
+        node = node_sharing_installation(Path(tmp), ml=ml)
+        began = time.perf_counter()
+        url = node.start()
+        seconds = time.perf_counter() - began
+        try:
+            time.sleep(settle_s)
+            pid = int(json.loads(node.state_file.read_text())["pid"])
+            return {"start_s": seconds, "rss_mb": _rss_mb(pid), "heap_percent": _heap_percent(url)}
+        finally:
+            node.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_node_start_bench(repeats: int = 3, settle_s: float = 10.0) -> dict:
+    """Median start seconds, RSS and heap use of the local node without and with ml-commons (alternating runs, so
+    both see the same load on the machine)."""
+    from ksearch.opensearch_node import LocalOpenSearch
+
+    for ml in (False, True):
+        LocalOpenSearch(quiet=True, ml=ml).ensure_installed()
+    runs: dict[str, list[dict]] = {"plain": [], "ml-commons": []}
+    load_start = os.getloadavg()[0]
+    for _ in range(repeats):
+        for name, ml in (("plain", False), ("ml-commons", True)):
+            runs[name].append(_one_start(ml, settle_s))
+    rows = {name: {key: statistics.median(r[key] for r in rs) for key in ("start_s", "rss_mb", "heap_percent")}
+            | {"runs": rs} for name, rs in runs.items()}
+    return {"repeats": repeats, "settle_s": settle_s, "heap": LocalOpenSearch(quiet=True).heap, "rows": rows,
+            "hardware": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_at_start": load_start}
