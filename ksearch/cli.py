@@ -1,4 +1,4 @@
-"""`ksearch`: the one command-line entry point (encode, ingest, search, eval, bench, opensearch)."""
+"""`ksearch`: the one command-line entry point (encode, ingest, search, eval, train, adapt, bench, opensearch)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ksearch.adapt_cli import adapt
 from ksearch.bench_cli import bench_app
 from ksearch.cli_common import ModelOption, console
 from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
@@ -59,7 +60,8 @@ def model_pull(model_id: Annotated[str, typer.Argument(help="Hugging Face hub id
 
 @model_app.command("export-onnx")
 def model_export_onnx(
-    model: Annotated[Optional[str], typer.Argument(help="Model folder or cached hub id (default: the model search uses).")] = None,
+    model: Annotated[Optional[str], typer.Argument(help="Model folder, cached hub id or a name under $KSEARCH_HOME/models "
+                                                        "(default: the model search uses).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for model.onnx (default: the model folder).")] = None,
 ) -> None:
     """Write MODEL's model.onnx: the light runtime that searches and ingests without torch (needs the train extra).
@@ -73,8 +75,10 @@ def model_export_onnx(
         _fail("exporting needs torch: install the training extra with `pip install -e .[train]`")
     from encoder.onnx_export import export_onnx
 
+    from retrieval.settings import get_settings
+
     try:
-        path = export_onnx(model, out)
+        path = export_onnx(model, out, models_dir=get_settings().models_dir)
     except (ModelNotFoundError, OSError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")
@@ -391,6 +395,7 @@ def train(
         console.print(f"model written to {out}")
 
 
+app.command()(adapt)
 app.add_typer(bench_app, name="bench")
 app.add_typer(opensearch_app, name="opensearch")
 
