@@ -190,3 +190,66 @@ def test_an_interrupted_run_leaves_no_model_and_the_next_run_resumes(home, tmp_p
                           recipe_overrides=every_step)
     assert report.reused_prepared and report.fit.resumed_from_step == 1 and report.fit.steps > 1
     assert Encoder.load(models / "resumable").encode_queries(["보증금"])[0]
+
+
+def test_pseudo_queries_of_every_kind_come_from_the_passage_itself():
+    import random
+
+    from encoder.training.pseudo_queries import CorpusPassage, analyse_passages, pseudo_queries
+
+    passages = [CorpusPassage("L1", "임차권등기명령 신청", "보증금을 돌려받지 못한 임차인은 임차권등기명령을 신청할 수 있습니다. "
+                                                       "등기가 되면 이사해도 대항력이 유지됩니다."),
+                CorpusPassage("M1", "당뇨병 진단", "당뇨병은 당화혈색소 6.5% 이상이면 진단합니다.")]
+    queries = pseudo_queries(passages, analyse_passages([p.text for p in passages]), random.Random(0))
+    by_kind = {(q.passage, q.kind): q for q in queries}
+    assert set(by_kind) == {(0, "title"), (0, "keyphrase"), (0, "ict"), (1, "title"), (1, "keyphrase"), (1, "cloze")}
+    assert "임차권등기명령" in by_kind[0, "keyphrase"].query.split()  # a compound is one key term
+    ict = by_kind[0, "ict"]
+    assert ict.query in passages[0].text and ict.positive != passages[0].text and ict.query not in ict.positive
+    cloze = by_kind[1, "cloze"]
+    assert cloze.positive == passages[1].text and "당뇨병" not in cloze.query and "진단합니다" in cloze.query
+
+
+def test_mined_negatives_are_never_the_source_document_or_a_near_duplicate():
+    import random
+
+    import numpy as np
+
+    from encoder.training.negative_mining import pick_negatives
+    from encoder.training.pseudo_queries import CorpusPassage, PassageTerms, PseudoQuery
+
+    passages = [CorpusPassage("a", "", "보증금 반환 소송", True), CorpusPassage("a", "", "보증금 반환 절차", False),
+                CorpusPassage("b", "", "보증금 반환 소송 ", True), CorpusPassage("c", "", "월세 인상 상한", True)]
+    terms = [PassageTerms(("보증금", "반환", "소송"), ()), PassageTerms(("보증금", "반환", "절차"), ()),
+             PassageTerms(("보증금", "반환", "소송"), ()), PassageTerms(("월세", "인상", "상한"), ())]
+    query = PseudoQuery("보증금 반환", "보증금 반환 소송", 0, "keyphrase")
+    ranking = np.array([[0, 1, 2, 3]] * 2)  # itself, its own document, a near-duplicate, then a real negative
+    picked = pick_negatives([query, query], passages, terms, {"bm25": ranking, "model": ranking}, random.Random(0))
+    assert picked == [(3, "bm25"), (3, "model")]  # the miners alternate
+    assert pick_negatives([query], passages, terms, {"bm25": np.array([[0, 1, 2, -1]])}, random.Random(0)) == [None]
+
+
+def test_the_time_budget_stops_before_a_step_would_end_past_it(monkeypatch):
+    from types import SimpleNamespace
+
+    from encoder.training import time_budget
+    from encoder.training.time_budget import TimeBudget
+
+    clock = [100.0]
+    monkeypatch.setattr(time_budget.time, "monotonic", lambda: clock[0])
+    budget = TimeBudget(10.0, checkpoint_seconds=4.0, progress=False)
+    state = SimpleNamespace(global_step=0, max_steps=100)
+    control = SimpleNamespace(should_training_stop=False, should_save=False)
+    budget.on_train_begin(None, state, control)
+    seen = []
+    for step in range(1, 10):
+        clock[0] += 3.0  # every step takes 3 s
+        state.global_step = step
+        control.should_save = False
+        budget.on_step_end(None, state, control)
+        seen.append((step, control.should_save, control.should_training_stop))
+        if control.should_training_stop:
+            break
+    # after step 3 (9 s) a fourth step would end at 12 s > 10 s; checkpoints when 4 s have passed since the last
+    assert seen == [(1, False, False), (2, True, False), (3, False, True)]
+    assert budget.stopped_by_budget

@@ -134,7 +134,7 @@ def fit_within_budget(parent_dir: Path, triples: list[Triple], recipe: AdaptReci
         bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
         save_strategy="no",  # the budget callback asks for checkpoints by the clock
         save_total_limit=1,
-        logging_steps=10,
+        logging_steps=5,  # the losses adapt.json records (first and last)
         report_to="none",
     )
     budget = TimeBudget(seconds, checkpoint_seconds=recipe.checkpoint_minutes * 60, progress=progress)

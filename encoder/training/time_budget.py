@@ -1,7 +1,8 @@
 """A wall-clock budget for a `transformers` Trainer: stop cleanly when it is spent, checkpoint every few minutes.
 
-`ksearch adapt --minutes N` trains for at most N minutes. The callback ends training after the step that crosses
-the deadline (the trainer then returns normally and the caller saves the model), asks for a checkpoint every
+`ksearch adapt --minutes N` trains for at most N minutes. The callback ends training after the last step that is
+expected to finish within the budget (by the mean step time so far; the trainer then returns normally and the
+caller saves the model), asks for a checkpoint every
 `checkpoint_seconds` so an interrupted run can resume, and drives a progress bar whose length is re-estimated from
 the measured step time, so its ETA is the earlier of "all steps done" and "budget spent".
 """
@@ -15,7 +16,8 @@ from transformers import TrainerCallback
 
 
 class TimeBudget(TrainerCallback):
-    """Stop training at `seconds` after `on_train_begin`; checkpoint every `checkpoint_seconds` (None: never)."""
+    """Stop training before `seconds` after `on_train_begin` are spent; checkpoint every `checkpoint_seconds`
+    (None: never)."""
 
     def __init__(self, seconds: float, *, checkpoint_seconds: float | None = None, progress: bool = True) -> None:
         self.seconds = seconds
@@ -44,7 +46,8 @@ class TimeBudget(TrainerCallback):
             if total != self.bar.total:
                 self.bar.total = total
             self.bar.update(done - self.bar.n)
-        if elapsed >= self.seconds and state.global_step < state.max_steps:
+        # stop when the next step would end past the budget (measured mean step time), so N minutes is an upper bound
+        if elapsed + elapsed / max(done, 1) > self.seconds and state.global_step < state.max_steps:
             self.stopped_by_budget = True
             control.should_training_stop = True
         elif self.checkpoint_seconds is not None and now - self.last_checkpoint >= self.checkpoint_seconds:
