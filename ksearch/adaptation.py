@@ -186,7 +186,7 @@ def _prepare(passages: list[CorpusPassage], encoder, recipe: AdaptRecipe, parent
     triples = [Triple(q.query, q.positive, passages[n[0]].text if n else None, f"{q.kind}+{n[1] if n else 'none'}")
                for q, n in zip(queries, picked)]
     if recipe.contrastive.anchored:
-        _write_neighbours(work, parent_dir, recipe)
+        _write_neighbours(work, parent_dir, progress)
         phase("anchor neighbours")
     triples = _segment(triples, parent_dir, progress)
     phase("segment")
@@ -219,7 +219,7 @@ def _clear(work: Path) -> None:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
-def _write_neighbours(work: Path, parent_dir: Path, recipe: AdaptRecipe) -> None:
+def _write_neighbours(work: Path, parent_dir: Path, progress: bool) -> None:
     """Kiwi neighbours of the parent's vocabulary, for the expansion anchor (as `ksearch train` prepares them)."""
     from transformers import AutoTokenizer
 
@@ -229,7 +229,7 @@ def _write_neighbours(work: Path, parent_dir: Path, recipe: AdaptRecipe) -> None
     tokenizer = AutoTokenizer.from_pretrained(parent_dir, local_files_only=True)
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     distill = DistillConfig()
-    graph = neighbour_graph(vocab, top_n=distill.neighbours, min_score=distill.min_score)
+    graph = neighbour_graph(vocab, top_n=distill.neighbours, min_score=distill.min_score, progress=progress)
     (work / NEIGHBOURS_FILE).write_text(json.dumps(graph), encoding="utf-8")
 
 

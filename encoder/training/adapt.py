@@ -111,16 +111,16 @@ def fit_within_budget(parent_dir: Path, triples: list[Triple], recipe: AdaptReci
     seed_everything(recipe.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows, with_negatives = training_rows(triples)
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the weight loading and saving bars too
     model = SparseEncoder(str(parent_dir), device=device, model_kwargs={"dtype": torch.float32})
     model.max_seq_length = max_length
     checkpoints = work / "checkpoints"
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     batch_size = min(recipe.batch_size, len(rows))
     planned_steps = math.ceil(math.ceil(len(rows) / batch_size) * recipe.epochs)
-    if not progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # the weight loading and saving bars too
     args = SparseEncoderTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=recipe.epochs,
