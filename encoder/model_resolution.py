@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 PRODUCTION_MODEL_ID = "sewoong/korean-neural-sparse-encoder-v1"
@@ -11,6 +12,8 @@ SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ksearch-ko-spa
 SHIPPED_MODEL_ID = f"ksearch/{SHIPPED_MODEL_DIR.name}"  # how indexes record the shipped model
 MODEL_ENV_VAR = "KSEARCH_MODEL"
 MODEL_SETTINGS_FILE = "ksearch.json"  # optional, in a model folder: {"max_length": 64, "pre_segmentation": ...}
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a model under the models folder: one path segment
 
 # Max sequence lengths that the models' own configs do not state (the card fixes 64).
 KNOWN_MAX_LENGTHS = {PRODUCTION_MODEL_ID: 64}
@@ -44,9 +47,26 @@ def cached_hub_snapshot(model_id: str) -> Path | None:
         return None
 
 
-def resolve_model(name_or_path: str | os.PathLike | None) -> tuple[str, Path | str]:
+def is_model_name(name: str) -> bool:
+    """Whether `name` can name a model folder under a models folder (letters, digits, `.`, `_`, `-`; no path)."""
+    return bool(MODEL_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+def named_model_dir(models_dir: str | os.PathLike | None, name: str) -> Path | None:
+    """`models_dir/name` when `name` is a plain model name and that folder exists (e.g. written by `ksearch adapt`)."""
+    if models_dir is None or not is_model_name(name):
+        return None
+    folder = Path(models_dir).expanduser() / name
+    return folder if folder.is_dir() else None
+
+
+def resolve_model(name_or_path: str | os.PathLike | None,
+                  models_dir: str | os.PathLike | None = None) -> tuple[str, Path | str]:
     """Return (model_id, what to load): an explicit name, $KSEARCH_MODEL, the cached
-    production model, or the shipped offline model, in that order."""
+    production model, or the shipped offline model, in that order.
+
+    A name is a local folder first, then `models_dir/NAME` (the application passes $KSEARCH_HOME/models, where
+    `ksearch adapt` writes), then a cached Hugging Face id; the model id stays the name as given."""
     if name_or_path is None:
         name_or_path = os.environ.get(MODEL_ENV_VAR) or None
     if name_or_path is not None and str(name_or_path) == SHIPPED_MODEL_ID:
@@ -55,10 +75,15 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> tuple[str, Path | s
         path = Path(name_or_path).expanduser()
         if path.is_dir():
             return str(name_or_path), path.resolve()
+        named = named_model_dir(models_dir, str(name_or_path))
+        if named is not None:
+            return str(name_or_path), named.resolve()
         snapshot = cached_hub_snapshot(str(name_or_path))
         if snapshot is None:
             raise ModelNotFoundError(
-                f"model {str(name_or_path)!r} is neither a local folder nor in the Hugging Face cache. "
+                f"model {str(name_or_path)!r} is neither a local folder nor in the Hugging Face cache"
+                + (f" nor a model under {models_dir}" if models_dir is not None and is_model_name(str(name_or_path)) else "")
+                + ". "
                 f"Download it once with `ksearch model pull {name_or_path}` (needs network) "
                 f"or point KSEARCH_MODEL at a local model folder."
             )

@@ -31,15 +31,16 @@ from encoder.onnx_runtime import (
 OPSET = 18
 
 
-def export_onnx(name_or_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None) -> Path:
-    """Export the model folder `name_or_path` (default: the model `SparseEncoder.load()` picks) to
-    `out_dir/model.onnx` (default: the model folder itself); return the file written."""
+def export_onnx(name_or_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
+                models_dir: str | os.PathLike | None = None) -> Path:
+    """Export the model folder `name_or_path` (default: the model `SparseEncoder.load()` picks; a plain name may be a
+    folder under `models_dir`) to `out_dir/model.onnx` (default: the model folder itself); return the file written."""
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from encoder.model_resolution import resolve_model
 
-    _, source = resolve_model(name_or_path)
+    _, source = resolve_model(name_or_path, models_dir)
     source = Path(source)
     out = Path(out_dir) if out_dir is not None else source
     out.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ class SparseEncoder:
         segmenter: KiwiSegmenter | None = None,
         precision: str = "fp32",
         query_expansion: bool = True,
+        revision: str | None = None,
     ) -> None:
         """`model`: a Hugging Face masked-LM (torch, any device and precision) or an `OnnxModel` (CPU, fp32)."""
         from encoder.onnx_runtime import OnnxModel
@@ -55,6 +56,9 @@ class SparseEncoder:
         self.batch_size = batch_size
         # False: a query keeps the weights of its own tokens only (no expansion on the query side; documents still expand)
         self.query_expansion = query_expansion
+        # ksearch.json's "revision" (ksearch adapt writes the weights' hash): a model replaced under the same name gets
+        # a new one, so ingest re-encodes what the earlier weights encoded
+        self.revision = revision
         self.truncated_count = 0  # texts cut at max_length since load (the ingest worker chunks first)
         if isinstance(model, OnnxModel):
             if self.precision != "fp32" or _device_type(device) != "cpu":
@@ -86,6 +90,7 @@ class SparseEncoder:
         batch_size: int = 32,
         precision: str | None = None,
         backend: str | None = None,
+        models_dir: str | os.PathLike | None = None,
     ) -> "SparseEncoder":
         """Load a masked-LM and its tokenizer from a local folder or the local HF cache (never the network).
 
@@ -95,13 +100,14 @@ class SparseEncoder:
         torch (the `train` extra): `precision` None takes the folder's measured CPU default (`cpu_precision` in
         ksearch.json, used only where this CPU runs it natively), else fp32. A model.onnx whose weights
         fingerprint no longer matches is skipped with a warning (an error without torch, or with backend "onnx").
+        A plain name may also be a folder under `models_dir` (see `resolve_model`).
         """
         if precision is not None:  # a bad setting fails before the model is read
             _check_precision(precision, device or "cpu")
         if backend not in (None, *BACKENDS):
             raise ValueError(f"unknown encoder backend {backend!r} (known: {', '.join(BACKENDS)}; "
                              "set by backend= or $KSEARCH_ENCODER_BACKEND)")
-        model_id, source = resolve_model(name_or_path)
+        model_id, source = resolve_model(name_or_path, models_dir)
         settings = read_model_settings(source)
         onnx_model = _usable_onnx(Path(source), backend or "auto", device, precision)
         if onnx_model is not None:
@@ -132,6 +138,7 @@ class SparseEncoder:
             segmenter=KiwiSegmenter.from_config(settings.get("pre_segmentation")),
             precision=precision,
             query_expansion=settings.get("query_expansion", True),
+            revision=settings.get("revision"),
         )
 
     # ------------------------------------------------------------------ public API

@@ -55,9 +55,12 @@ class IngestReport:
 
 
 def model_fingerprint(encoder) -> str:
-    """What of the encoder makes a stored vector reusable: model, vocabulary, document pruning, precision."""
+    """What of the encoder makes a stored vector reusable: model, vocabulary, document pruning, precision, and the
+    model folder's revision when it records one (an adapted model replaced with `ksearch adapt --force`)."""
     precision = getattr(encoder, "precision", "fp32")
     suffix = "" if precision == "fp32" else f"|{precision}"  # fp32 fingerprints stay what they were before precisions
+    revision = getattr(encoder, "revision", None)
+    suffix += f"|rev:{revision}" if revision else ""  # likewise for models without a revision
     return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}{suffix}"
 
 

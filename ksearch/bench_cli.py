@@ -187,6 +187,38 @@ def bench_node_start(
     console.print(f"wrote {write_json(result, out)}")
 
 
+@bench_app.command("adapt")
+def bench_adapt(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Starting model (default: the shipped model).")] = None,
+    corpus: Annotated[Path, typer.Option(help="Corpus whose first documents are adapted to (any format ingest reads).")]
+    = Path("sample_data/corpus.jsonl"),
+    passages: Annotated[int, typer.Option(min=2, help="Passages to adapt to (the first documents that make them).")] = 300,
+    minutes: Annotated[float, typer.Option(min=0.05, help="Training budget, as `ksearch adapt --minutes`.")] = 2.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/adapt.json"),
+) -> None:
+    """Time `ksearch adapt` on N passages, phase by phase (in a temporary models folder; nothing is kept)."""
+    from encoder.model_resolution import SHIPPED_MODEL_ID
+    from ksearch.benchmarks.adapt import run_adapt_bench
+    from ksearch.benchmarks.runner import write_json
+
+    enc = load_encoder_or_fail(model or SHIPPED_MODEL_ID)
+    result = run_adapt_bench(enc, corpus, passages=passages, minutes=minutes, progress=not quiet)
+    console.print(f"adapt: {result['model']} | {result['documents']} documents, {result['passages']} passages | "
+                  f"{result['hardware']} | {result['device']} | budget {minutes:g} min", highlight=False)
+    table = Table()
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for phase, seconds in result["phases_seconds"].items():
+        table.add_row(phase, f"{seconds:.1f}")
+    table.add_row("total", f"{result['total_seconds']:.1f}")
+    console.print(table)
+    console.print(f"{result['steps']} of {result['planned_steps']} planned steps, {result['seconds_per_step']} s/step"
+                  f"{' (stopped by the budget)' if result['stopped_by_budget'] else ''}; pairs {result['pairs']}; "
+                  f"negatives {result['negatives']}", highlight=False)
+    console.print(f"wrote {write_json(result, out)}")
+
+
 def bench_all_steps(opensearch: bool, sizes: str, results: Path) -> list[list[str]]:
     """The `ksearch` command lines `bench all` runs, in order: what it runs and what the report says it ran."""
     from encoder.model_resolution import SHIPPED_MODEL_ID

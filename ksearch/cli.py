@@ -1,4 +1,4 @@
-"""`ksearch`: the one command-line entry point (encode, ingest, search, eval, bench, opensearch)."""
+"""`ksearch`: the one command-line entry point (encode, ingest, search, eval, train, adapt, bench, opensearch)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ksearch.adapt_cli import adapt
 from ksearch.bench_cli import bench_app
 from ksearch.cli_common import ModelOption, console
 from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
@@ -356,6 +357,7 @@ def train(
         console.print(f"model written to {out}")
 
 
+app.command()(adapt)
 app.add_typer(bench_app, name="bench")
 app.add_typer(opensearch_app, name="opensearch")
 

@@ -12,7 +12,8 @@ console = Console(width=None if Console().is_terminal else 120)
 
 ModelOption = Annotated[
     Optional[str],
-    typer.Option("--model", "-m", help="Model folder or cached hub id (default: $KSEARCH_MODEL, production, shipped)."),
+    typer.Option("--model", "-m", help="Model folder, cached hub id or a name under $KSEARCH_HOME/models (`ksearch "
+                                       "adapt`) (default: $KSEARCH_MODEL, production, shipped)."),
 ]
 
 

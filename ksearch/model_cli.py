@@ -50,8 +50,10 @@ def model_export_onnx(
     _require_torch()
     from encoder.onnx_export import export_onnx
 
+    from retrieval.settings import get_settings
+
     try:
-        path = export_onnx(model, out)
+        path = export_onnx(model, out, models_dir=get_settings().models_dir)
     except (ModelNotFoundError, OSError, ValueError, RuntimeError) as exc:
         fail(str(exc))
     console.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")

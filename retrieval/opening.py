@@ -12,7 +12,8 @@ from retrieval.settings import Settings
 
 def load_encoder(settings: Settings, model: str | None = None):
     """The encoder `model` names (default: the settings' model, else production, else shipped) with the settings'
-    pruning, batch size, precision and encoder backend (`ModelNotFoundError`; `ValueError` for a bad setting)."""
+    pruning, batch size, precision and encoder backend (`ModelNotFoundError`; `ValueError` for a bad setting).
+    A plain name may be a model under $KSEARCH_HOME/models (`ksearch adapt` writes there)."""
     from encoder import SparseEncoder
 
     return SparseEncoder.load(
@@ -22,6 +23,7 @@ def load_encoder(settings: Settings, model: str | None = None):
         batch_size=settings.batch_size,
         precision=settings.precision,
         backend=settings.encoder_backend,
+        models_dir=settings.models_dir,
     )
 
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     opensearch_timeout: float = 30.0
     opensearch_bm25_analyzer: str = "auto"  # auto (nori when the node has it) | nori | kiwi (Kiwi morphemes, whitespace)
 
+    @property
+    def models_dir(self) -> Path:
+        """Where named models live (`ksearch adapt --out NAME` writes `models_dir/NAME`; `--model NAME` finds it)."""
+        return Path(self.home) / "models"
+
     def opensearch_connection(self) -> "OpenSearchConnection":
         """The connection the KSEARCH_OPENSEARCH_* settings describe."""
         from retrieval.backends.opensearch_connection import OpenSearchConnection

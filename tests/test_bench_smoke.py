@@ -77,6 +77,19 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     assert "## Targets" in text and "embedded sparse total p50" in text
 
 
+def test_adapt_bench_times_every_phase_and_keeps_no_model(tiny_inputs):
+    t = tiny_inputs
+    out = Path(t["out"]) / "adapt.json"
+    _run("bench", "adapt", "--model", t["model"], "--corpus", t["corpus"], "--passages", "10", "--minutes", "0.2",
+         "--quiet", "--out", str(out))
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["passages"] >= 10 and result["documents"] <= result["passages"]
+    assert {"read", "pseudo-queries", "bm25 negatives", "model negatives", "segment", "train", "save"} <= set(
+        result["phases_seconds"])
+    assert result["steps"] >= 1 and result["total_seconds"] > 0 and result["model_folder_mb"] > 0
+    assert not (Path(t["home"]) / "models").exists()  # adapted in a temporary folder
+
+
 def test_exact_kernels_agree_with_each_other():
     import numpy as np
     from scipy import sparse

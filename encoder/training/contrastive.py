@@ -15,7 +15,8 @@ from encoder.training.config import ContrastiveConfig
 from encoder.training.data import Triple
 
 
-def _dataset(triples: list[Triple], with_negatives: bool):
+def training_dataset(triples: list[Triple], with_negatives: bool):
+    """The triples as the trainer's Dataset: anchor, positive (and negative: only the triples that have one)."""
     from datasets import Dataset
 
     rows = [t for t in triples if t.negative] if with_negatives else triples
@@ -29,22 +30,12 @@ def train_contrastive(model_dir: Path, out_dir: Path, triples: list[Triple], con
                       max_length: int, evaluator=None, anchor_teacher=None) -> Path:
     """Fine-tune the masked-LM in model_dir; save the final HF model folder to out_dir and return it."""
     from sentence_transformers.sparse_encoder import SparseEncoder, SparseEncoderTrainer, SparseEncoderTrainingArguments
-    from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
     from sentence_transformers.training_args import BatchSamplers
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SparseEncoder(str(model_dir), device=device, model_kwargs={"dtype": torch.float32})
     model.max_seq_length = max_length
-    regularizers = {"query_regularizer_weight": config.query_regularizer_weight,
-                    "document_regularizer_weight": config.document_regularizer_weight}
-    if anchor_teacher is not None:
-        from encoder.training.anchored_loss import AnchoredSpladeLoss
-
-        loss = AnchoredSpladeLoss(model, SparseMultipleNegativesRankingLoss(model), teacher=anchor_teacher,
-                                  query_anchor_weight=config.query_anchor_weight,
-                                  document_anchor_weight=config.document_anchor_weight, **regularizers)
-    else:
-        loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), **regularizers)
+    loss = splade_loss(model, config, anchor_teacher)
     for phase, epochs, with_negatives in (("easy", config.easy_epochs, False), ("hard", config.hard_epochs, True)):
         if epochs <= 0:
             continue
@@ -66,7 +57,7 @@ def train_contrastive(model_dir: Path, out_dir: Path, triples: list[Triple], con
             report_to="none",
             disable_tqdm=False,
         )
-        trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=_dataset(triples, with_negatives),
+        trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=training_dataset(triples, with_negatives),
                                        loss=loss, evaluator=evaluator)
         trainer.train()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +65,22 @@ def train_contrastive(model_dir: Path, out_dir: Path, triples: list[Triple], con
     transformer.auto_model.save_pretrained(out_dir, safe_serialization=True)
     transformer.tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def splade_loss(model, config: ContrastiveConfig, anchor_teacher=None):
+    """SpladeLoss(SparseMultipleNegativesRankingLoss) with the config's FLOPS weights; AnchoredSpladeLoss when a
+    Kiwi-neighbour teacher is given (`ksearch train` and `ksearch adapt` optimise the same objective)."""
+    from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+
+    regularizers = {"query_regularizer_weight": config.query_regularizer_weight,
+                    "document_regularizer_weight": config.document_regularizer_weight}
+    if anchor_teacher is not None:
+        from encoder.training.anchored_loss import AnchoredSpladeLoss
+
+        return AnchoredSpladeLoss(model, SparseMultipleNegativesRankingLoss(model), teacher=anchor_teacher,
+                                  query_anchor_weight=config.query_anchor_weight,
+                                  document_anchor_weight=config.document_anchor_weight, **regularizers)
+    return SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), **regularizers)
 
 
 def dev_evaluator(queries: dict[str, str], corpus: dict[str, str], relevant: dict[str, set[str]], name: str = "dev"):

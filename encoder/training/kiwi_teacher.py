@@ -43,14 +43,15 @@ def _degenerate(similar: list) -> bool:
     return len(similar) >= 20 and similar[19].score >= DEGENERATE_SCORE
 
 
-def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6) -> dict[int, list[tuple[int, float]]]:
+def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6,
+                    progress: bool = True) -> dict[int, list[tuple[int, float]]]:
     """token id -> [(neighbour token id, cosine score)] for vocabulary words Kiwi knows."""
     from encoder.kiwi_analysis import kiwi as process_kiwi
 
     kiwi = process_kiwi()
     index = {w: i for i, w in enumerate(vocab)}
     graph: dict[int, list[tuple[int, float]]] = {}
-    for token_id, word in enumerate(tqdm(vocab, desc="kiwi neighbours", unit="word")):
+    for token_id, word in enumerate(tqdm(vocab, desc="kiwi neighbours", unit="word", disable=not progress)):
         if word.startswith(("[", "##")) or len(word) < 2 and not ("\uac00" <= word <= "\ud7a3"):
             continue
         out = []

@@ -50,12 +50,12 @@ def prepare(config: TrainConfig) -> Path:
     out = config.work_dir / "prepared"
     out.mkdir(parents=True, exist_ok=True)
     building = config.base.from_model is None
-    segmenter = KiwiSegmenter() if building else _segmenter_of(config.base.from_model)
+    segmenter = KiwiSegmenter() if building else segmenter_of(config.base.from_model)
     segment = segmenter.segment if segmenter else (lambda texts: list(texts))
     triples, collection = collect_triples(config, segment)
     log.info("%d training triples (%d with a hard negative)", len(triples), sum(t.negative is not None for t in triples))
     with (out / "triples.jsonl").open("w", encoding="utf-8") as f:
-        for t in _segment_triples(triples, segment):
+        for t in segment_triples(triples, segment):
             f.write(json.dumps(t.__dict__, ensure_ascii=False) + "\n")
     if collection and config.data.eval_split:
         qids = collection.splits[config.data.eval_split]
@@ -112,7 +112,7 @@ def fit(config: TrainConfig, prepared: Path) -> Path:
     if config.contrastive.anchored and (prepared / "neighbours.json").is_file():
         from transformers import AutoTokenizer
 
-        teacher = _expansion_teacher(prepared, AutoTokenizer.from_pretrained(start_dir))
+        teacher = expansion_teacher(prepared, AutoTokenizer.from_pretrained(start_dir))
     final = train_contrastive(start_dir, config.work_dir / "final", triples, config.contrastive, seed=config.seed,
                               max_length=config.base.max_length, evaluator=evaluator, anchor_teacher=teacher)
     segmentation = manifest["segmentation"]
@@ -139,7 +139,7 @@ def _stage1(config: TrainConfig, prepared: Path, device: str) -> Path:
                       max_position_embeddings=max(128, base.max_length), pad_token_id=tokenizer.pad_token_id,
                       type_vocab_size=1, tie_word_embeddings=True)
     model = BertForMaskedLM(bert)
-    teacher = _expansion_teacher(prepared, tokenizer)
+    teacher = expansion_teacher(prepared, tokenizer)
     texts = json.loads((prepared / "distill_texts.json").read_text(encoding="utf-8"))
     distill_expansions(model, tokenizer, teacher, texts, steps=config.distill.steps,
                        batch_size=config.distill.batch_size, learning_rate=config.distill.learning_rate,
@@ -151,7 +151,7 @@ def _stage1(config: TrainConfig, prepared: Path, device: str) -> Path:
     return start_dir
 
 
-def _expansion_teacher(prepared: Path, tokenizer):
+def expansion_teacher(prepared: Path, tokenizer):
     """The Kiwi-neighbour teacher (stage 1's targets, stage 2's anchor) from the prepared neighbour graph."""
     from encoder.training.kiwi_teacher import ExpansionTeacher
 
@@ -186,16 +186,7 @@ def export_model(model_dir: Path, config: TrainConfig, segmenter: KiwiSegmenter 
     out = config.output_dir
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for path in model_dir.iterdir():
-        if path.is_file() and not path.name.startswith("training_args") and path.suffix != ".safetensors":
-            shutil.copy2(path, out / path.name)
-    # Weights are stored as float16 (half the size in the repository); SparseEncoder loads them as float32.
-    from safetensors.torch import load_file, save_file
-
-    weights = load_file(model_dir / "model.safetensors")
-    save_file({k: v.half().contiguous() if v.is_floating_point() else v for k, v in weights.items()},
-              out / "model.safetensors", metadata={"format": "pt"})
+    copy_model_files(model_dir, out)
     settings = {"max_length": config.base.max_length}
     if segmenter:
         settings["pre_segmentation"] = segmenter.config()
@@ -211,7 +202,22 @@ def export_model(model_dir: Path, config: TrainConfig, segmenter: KiwiSegmenter 
     (out / "training_recipe.json").write_text(json.dumps(recipe, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def _segmenter_of(name_or_path: str) -> KiwiSegmenter | None:
+def copy_model_files(model_dir: Path, out: Path) -> None:
+    """The HF files of `model_dir` into a new folder `out`, with the weights stored as float16 (half the size;
+    SparseEncoder loads them as float32)."""
+    from safetensors.torch import load_file, save_file
+
+    out.mkdir(parents=True)
+    for path in model_dir.iterdir():
+        if path.is_file() and not path.name.startswith("training_args") and path.suffix != ".safetensors":
+            shutil.copy2(path, out / path.name)
+    weights = load_file(model_dir / "model.safetensors")
+    save_file({k: v.half().contiguous() if v.is_floating_point() else v for k, v in weights.items()},
+              out / "model.safetensors", metadata={"format": "pt"})
+
+
+def segmenter_of(name_or_path: str | Path) -> KiwiSegmenter | None:
+    """The Kiwi pre-segmentation a model folder asks for (None when it reads raw text)."""
     from encoder.model_resolution import resolve_model
 
     settings_file = Path(resolve_model(name_or_path)[1]) / MODEL_SETTINGS_FILE
@@ -220,7 +226,8 @@ def _segmenter_of(name_or_path: str) -> KiwiSegmenter | None:
     return KiwiSegmenter.from_config(json.loads(settings_file.read_text(encoding="utf-8")).get("pre_segmentation"))
 
 
-def _segment_triples(triples: list[Triple], segment) -> list[Triple]:
+def segment_triples(triples: list[Triple], segment) -> list[Triple]:
+    """The triples as the model's tokenizer sees them (`segment`: the model's Kiwi pre-segmentation)."""
     queries = segment([t.query for t in triples])
     positives = segment([t.positive for t in triples])
     negatives = segment([t.negative or "" for t in triples])

@@ -76,9 +76,21 @@ def render_upload() -> None:
         st.dataframe([{"row": p} for p in outcome.problems], hide_index=True)
 
 
+def render_adapt_hint() -> None:
+    """How to fit the model to this corpus: from the command line, since it trains for many minutes with torch and
+    would hold the app's CPU (and the search it serves) the whole time."""
+    st.subheader("Fit the model to your corpus")
+    st.caption("`ksearch adapt` fine-tunes a copy of the model on your documents alone (no labelled queries), so your "
+               "own terms get weight. It trains for up to --minutes (default 20) on this machine, so run it from a "
+               "shell, then ingest into a new index with the new model:")
+    st.code("ksearch adapt corpus.jsonl --out my-model\n"
+            "ksearch ingest corpus.jsonl --model my-model --index my-index", language="bash")
+
+
 def render() -> None:
     """Draw the corpus page."""
     st.header("Corpus")
     st.caption(f"index {index_name()!r} under {get_settings().home}")
     render_stats()
     render_upload()
+    render_adapt_hint()

@@ -1,0 +1,187 @@
+"""`ksearch adapt`'s training part: the recipe, the triples, fine-tuning within a time budget, the model folder.
+
+The corpus side (reading, splitting, pseudo-queries, mining) is put together by `ksearch.adaptation`; this module
+only needs passages as text. The starting ("parent") model is fine-tuned with the losses of `ksearch train`
+(`contrastive.splade_loss`) and the parent's own loss weights and learning rate when its folder records them
+(training_recipe.json), so adaptation continues the objective the parent was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, Field
+
+from encoder.model_resolution import MODEL_SETTINGS_FILE
+from encoder.training.config import ContrastiveConfig
+from encoder.training.data import Triple
+from encoder.training.model_install import MARKER_FILE, WRITER
+
+log = logging.getLogger(__name__)
+
+RECIPE_FILE = "training_recipe.json"  # what `ksearch train` records in a model folder
+FINE_TUNE_LEARNING_RATE = 5e-5  # for a parent that records no recipe: a fine-tuning rate, not a from-scratch one
+
+
+class AdaptRecipe(BaseModel):
+    """Everything that decides what `ksearch adapt` trains (recorded in the model folder's adapt.json)."""
+
+    seed: int = 13
+    max_passages: int = 20_000  # a larger corpus is sampled down to this many passages (mining cost grows with it)
+    max_pairs: int = 12_000  # pseudo-queries kept; more than a CPU budget of 30 minutes gets through
+    negative_depth: int = 30  # passages each miner ranks per query
+    negative_window: int = 10  # the negative is drawn from the first this many admissible candidates
+    near_duplicate: float = 0.7  # content-morpheme Jaccard at which a candidate counts as the source passage again
+    # Passes over the pairs; the time budget usually ends training first. The learning rate is constant after
+    # warm-up, so a run stopped by the budget is not left halfway down a decay schedule.
+    epochs: float = 2.0
+    batch_size: int = 32  # in-batch negatives plus one mined negative each; 32 keeps a CPU step at a few seconds
+    checkpoint_minutes: float = 3.0  # an interrupted run resumes from the last checkpoint
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)  # losses and learning rate
+
+    def resume_key(self) -> dict:
+        """What this recipe trains with (recorded in adapt.json; equal keys make prepared pairs and checkpoints
+        reusable): not the checkpoint rhythm, nor the contrastive fields adaptation does not use (its epochs and
+        batch size are the recipe's own)."""
+        unused = {"easy_epochs", "hard_epochs", "batch_size", "max_steps"}
+        return json.loads(self.model_dump_json(exclude={"checkpoint_minutes": True, "contrastive": unused}))
+
+
+def recipe_for(parent_dir: Path, **overrides) -> AdaptRecipe:
+    """The default recipe with the parent's loss weights and learning rate (from its training_recipe.json, when it has
+    one that `ksearch train` wrote), else ContrastiveConfig's loss weights at a fine-tuning learning rate."""
+    contrastive = ContrastiveConfig(learning_rate=FINE_TUNE_LEARNING_RATE)
+    recipe_file = parent_dir / RECIPE_FILE
+    if recipe_file.is_file():
+        try:
+            recorded = json.loads(recipe_file.read_text(encoding="utf-8"))["config"]["contrastive"]
+            contrastive = ContrastiveConfig.model_validate(recorded)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: no usable contrastive settings (%s); using the defaults", recipe_file, exc)
+    return AdaptRecipe(contrastive=contrastive, **overrides)
+
+
+@dataclass
+class FitResult:
+    """What training did."""
+
+    model_dir: Path
+    steps: int
+    max_steps: int
+    resumed_from_step: int
+    stopped_by_budget: bool
+    seconds: float
+    device: str
+    rows: int
+    with_negatives: bool
+    losses: list[float] = field(default_factory=list)
+
+
+def training_rows(triples: list[Triple]) -> tuple[list[Triple], bool]:
+    """The triples trained on and whether with a negative column: those with a mined negative when at least half
+    have one (a tiny or one-topic corpus may have none), else all of them with in-batch negatives only."""
+    with_negative = [t for t in triples if t.negative]
+    if with_negative and len(with_negative) * 2 >= len(triples):
+        return with_negative, True
+    return triples, False
+
+
+def fit_within_budget(parent_dir: Path, triples: list[Triple], recipe: AdaptRecipe, work: Path, *, seconds: float,
+                      max_length: int, anchor_teacher=None, progress: bool = True) -> FitResult:
+    """Fine-tune the parent on the triples for at most `seconds`; resume from work/checkpoints when there is one.
+
+    Writes the final HF folder to work/final and returns it. An exception (or Ctrl-C) leaves the checkpoints.
+    """
+    from sentence_transformers.sparse_encoder import SparseEncoder, SparseEncoderTrainer, SparseEncoderTrainingArguments
+    from sentence_transformers.sparse_encoder.callbacks import SpladeRegularizerWeightSchedulerCallback
+    from sentence_transformers.training_args import BatchSamplers
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from encoder.training.contrastive import splade_loss, training_dataset
+    from encoder.training.recipe import seed_everything
+    from encoder.training.time_budget import TimeBudget
+
+    seed_everything(recipe.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows, with_negatives = training_rows(triples)
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the weight loading and saving bars too
+    model = SparseEncoder(str(parent_dir), device=device, model_kwargs={"dtype": torch.float32})
+    model.max_seq_length = max_length
+    checkpoints = work / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    batch_size = min(recipe.batch_size, len(rows))
+    planned_steps = math.ceil(math.ceil(len(rows) / batch_size) * recipe.epochs)
+    args = SparseEncoderTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=recipe.epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=recipe.contrastive.learning_rate,
+        warmup_steps=int(recipe.contrastive.warmup_ratio * planned_steps),
+        lr_scheduler_type="constant_with_warmup",
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
+        save_strategy="no",  # the budget callback asks for checkpoints by the clock
+        save_total_limit=1,
+        logging_steps=5,  # the losses adapt.json records (first and last)
+        report_to="none",
+    )
+    budget = TimeBudget(seconds, checkpoint_seconds=recipe.checkpoint_minutes * 60, progress=progress)
+    loss = splade_loss(model, recipe.contrastive, anchor_teacher)
+    # The parent is already sparse, so the FLOPS weights apply in full from the second step. sentence-transformers'
+    # default ramps them up from 0 over a third of the planned steps (for a dense masked-LM start); a run stopped by
+    # the budget would then have trained with little regularisation and come out denser than its parent.
+    full_regularisation = SpladeRegularizerWeightSchedulerCallback(loss, warmup_ratio=1e-9)  # ramp: one step
+    trainer = SparseEncoderTrainer(model=model, args=args, train_dataset=training_dataset(rows, with_negatives),
+                                   loss=loss, callbacks=[budget, full_regularisation])
+    trainer.remove_callback(PrinterCallback)  # our own bar instead of the trainer's log lines and epoch bar
+    trainer.remove_callback(ProgressCallback)
+    resumed = int(last.rsplit("-", 1)[-1]) if last else 0
+    if last:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=last)
+    final = work / "final"
+    model[0].auto_model.save_pretrained(final, safe_serialization=True)
+    model[0].tokenizer.save_pretrained(final)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return FitResult(final, trainer.state.global_step, trainer.state.max_steps, resumed, budget.stopped_by_budget,
+                     budget.elapsed, device, len(rows), with_negatives, losses)
+
+
+def write_model_folder(fit: FitResult, parent_dir: Path, staging: Path, record: dict, *, max_length: int) -> None:
+    """The model folder in `staging`: fp16 weights and tokenizer, the parent's ksearch.json settings, adapt.json."""
+    import shutil
+
+    from encoder.onnx_runtime import weights_fingerprint
+    from encoder.training.recipe import copy_model_files
+
+    if staging.exists():
+        shutil.rmtree(staging)
+    copy_model_files(fit.model_dir, staging)
+    settings_file = parent_dir / MODEL_SETTINGS_FILE
+    settings = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.is_file() else {}
+    # measured for the parent's weights only (`ksearch bench encode` parity); the adapted model runs fp32 until measured
+    settings.pop("cpu_precision", None)
+    settings.setdefault("max_length", max_length)
+    # new weights, new revision: an index ingested with the earlier model of this name is re-encoded, not kept
+    settings["revision"] = weights_fingerprint(staging)[:16]
+    (staging / MODEL_SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    marker = {"written_by": WRITER, **record,
+              "training": {"steps": fit.steps, "planned_steps": fit.max_steps, "resumed_from_step": fit.resumed_from_step,
+                           "stopped_by_budget": fit.stopped_by_budget, "seconds": round(fit.seconds, 1),
+                           "device": fit.device, "rows": fit.rows, "with_mined_negatives": fit.with_negatives,
+                           "first_loss": fit.losses[0] if fit.losses else None,
+                           "last_loss": fit.losses[-1] if fit.losses else None, "torch": torch.__version__},
+              "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (staging / MARKER_FILE).write_text(json.dumps(marker, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,67 @@
+"""`ksearch bench adapt`: how long `ksearch adapt` takes on a corpus of N passages, phase by phase.
+
+The first documents of a corpus are taken until they make N passages (as the ingest splitter cuts them), adapted
+into a model in a temporary models folder, and every phase is timed: reading, pseudo-queries, BM25 and model
+mining, Kiwi neighbours, segmentation, training (bounded by --minutes) and saving (with the ONNX export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from ingest.chunking import PassageSplitter
+from ingest.readers import ColumnMapping
+from ingest.worker import SPLIT_BATCH, IngestReport, collect_documents
+from ksearch.adaptation import adapt_corpus
+from ksearch.benchmarks.encode import hardware_string
+
+
+def write_passage_subset(corpus: Path, encoder, passages: int, out: Path) -> tuple[int, int]:
+    """The first documents of `corpus` that make at least `passages` passages, as JSONL in `out`: (documents, passages)."""
+    documents = collect_documents(corpus, None, ColumnMapping(), IngestReport())
+    splitter = PassageSplitter(encoder)
+    taken, count = [], 0
+    for begin in range(0, len(documents), SPLIT_BATCH):
+        chunk = documents[begin: begin + SPLIT_BATCH]
+        for doc, pieces in zip(chunk, splitter.split_many([d.text for d in chunk])):
+            if count >= passages:
+                break
+            taken.append(doc)
+            count += len(pieces)
+        if count >= passages:
+            break
+    with out.open("w", encoding="utf-8") as f:
+        for doc in taken:
+            f.write(json.dumps({"id": doc.doc_id, "title": doc.title, "text": doc.text, "domain": doc.domain, **doc.extra},
+                               ensure_ascii=False) + "\n")
+    return len(taken), count
+
+
+def run_adapt_bench(encoder, corpus: Path, *, passages: int, minutes: float, progress: bool = True,
+                    work_dir: Path | None = None) -> dict:
+    """Adapt `encoder`'s model to the first `passages` passages of `corpus` in a temporary folder; phase timings."""
+    import torch
+
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        subset = Path(tmp) / "subset.jsonl"
+        documents, count = write_passage_subset(corpus, encoder, passages, subset)
+        start = time.perf_counter()
+        report = adapt_corpus(subset, "bench-adapt", encoder, models_dir=Path(tmp) / "models", minutes=minutes,
+                              progress=progress)
+        total = time.perf_counter() - start
+        model_mb = sum(p.stat().st_size for p in report.target.iterdir()) / 2**20
+    fit = report.fit
+    return {"benchmark": "adapt", "model": encoder.model_id, "hardware": hardware_string(),
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "device": fit.device,
+            "corpus": str(corpus), "documents": documents, "passages": count, "minutes_budget": minutes,
+            "pairs": report.pairs, "negatives": report.negatives, "training_rows": fit.rows,
+            "steps": fit.steps, "planned_steps": fit.max_steps, "stopped_by_budget": fit.stopped_by_budget,
+            "train_loop_seconds": round(fit.seconds, 1),
+            "seconds_per_step": round(fit.seconds / fit.steps, 2) if fit.steps else None,
+            "first_loss": fit.losses[0] if fit.losses else None, "last_loss": fit.losses[-1] if fit.losses else None,
+            "phases_seconds": report.phases, "total_seconds": round(total, 1), "onnx_error": report.onnx_error,
+            "model_folder_mb": round(model_mb, 1)}
