@@ -37,8 +37,18 @@ PHASES = (("saved", "saved"), ("Building summaries", "saving"), ("Distributing a
           ("Building the index", "pruning postings"))
 
 
+_builds_started = 0
+
+
+def builds_started() -> int:
+    """How many builds this process has started (what a benchmark checks stays put while it searches)."""
+    return _builds_started
+
+
 def build_seismic_file(matrix: sparse.csr_matrix, params: SeismicParams, final: Path, *, progress: bool = False) -> float:
     """Build the Seismic index of `matrix`'s rows into `final` (a new name; atomic rename); return the seconds it took."""
+    global _builds_started
+    _builds_started += 1
     work = final.with_name(f"{TEMP_PREFIX}{final.name}-{os.getpid()}.d")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
