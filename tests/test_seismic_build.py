@@ -377,3 +377,22 @@ def test_a_writer_that_loads_another_writers_commit_keeps_its_settings(tmp_path)
     assert late.approximate_above == 100 and late.count() == 330
     manifest = read_manifest(root)
     assert manifest.ann is not None and manifest.ann.seq == manifest.last_seq
+
+
+def test_without_pyseismic_an_ingest_skips_the_build_and_searches_say_why(tmp_path, caplog):
+    root = tmp_path / "t"
+    index = EmbeddedIndex.create(root, META)
+    index.approximate_above = 100
+    index.seismic._missing = "pyseismic-lsr not installed (test)"  # what seismic_available() says without it
+    passages, vectors = _corpus(300)
+    index.add(passages, vectors)
+    with caplog.at_level(logging.WARNING):
+        index.finish_writes()
+        queries = _queries()
+        assert _results(index, queries) == _exact(index, queries)
+    assert read_manifest(root).ann is None and read_manifest(root).bm25 is not None
+    assert index.approximate_status().state is AnnState.UNAVAILABLE and "not installed (test)" in index.search_notice()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    with pytest.raises(RetrievalError, match="not installed"):
+        index.build_approximate()
+    index.close()
