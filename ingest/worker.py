@@ -157,7 +157,7 @@ def ingest_path(
         if pending is not None:
             pending[0].result()
             written(pending[1])
-    backend.finish_writes()
+    backend.finish_writes(progress=progress)  # the embedded index may build its Seismic index here
     report.encode_seconds = time.perf_counter() - start  # includes the backend's final flush
     report.rejected = backend.rejected_writes()
     report.written -= len(report.rejected)

@@ -118,6 +118,8 @@ def bench_scale(
     model: ModelOption = None,
     sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes, comma-separated (e.g. 10000,100000,1000000).")] = "10000,100000",
     approximate: Annotated[bool, typer.Option(help="Also build a Seismic index and measure recall@10 vs exact.")] = True,
+    through_index: Annotated[bool, typer.Option(help="Also ingest each corpus into an embedded index (Seismic built at "
+                                                     "the end, as an ingest does; deleted afterwards) and search it.")] = True,
     max_queries: Annotated[int, typer.Option(min=1)] = 200,
     corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
     queries: QueriesOption = Path("sample_data/queries.jsonl"),
@@ -127,14 +129,16 @@ def bench_scale(
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/scale.json"),
 ) -> None:
     """Exact and approximate query latency, memory and recall on synthetic corpora shaped like the real vectors."""
-    from ksearch.benchmarks.runner import scale_table, write_json
+    from ksearch.benchmarks.runner import scale_index_table, scale_table, write_json
     from ksearch.benchmarks.scale import run_scale_bench
 
     enc = load_encoder_or_fail(model)
     result = run_scale_bench(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
                              sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
-                             approximate=approximate)
+                             approximate=approximate, through_index=through_index)
     console.print(scale_table(result))
+    if (through := scale_index_table(result)) is not None:
+        console.print(through)
     console.print(f"wrote {write_json(result, out)}")
 
 

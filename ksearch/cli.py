@@ -1,4 +1,4 @@
-"""`ksearch`: the one command-line entry point (encode, ingest, search, eval, train, adapt, bench, opensearch)."""
+"""`ksearch`: the one command-line entry point (encode, ingest, search, eval, index, train, adapt, bench, opensearch)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ksearch.cli_common import ModelOption, console
 from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
 from ksearch.cli_common import load_encoder_or_fail as _load_encoder
 from ksearch.model_cli import model_app
+from ksearch.index_cli import index_app
 from ksearch.opensearch_cli import opensearch_app
 
 app = typer.Typer(help="Korean legal and medical search with a learned sparse encoder.", no_args_is_help=True)
@@ -197,6 +198,8 @@ def search(
     tokens = ", ".join(f"{t} {w:.2f}" for t, w in list(result.query_tokens.items())[:15])
     console.print(f"[bold]{escape(query)}[/bold]  ({mode}, {len(result.hits)} hits, {result.took_ms:.0f} ms)\n"
                   f"query tokens: {escape(tokens)}", highlight=False)
+    if result.notice:
+        console.print(f"[yellow]note:[/yellow] {escape(result.notice)}", highlight=False)
     for rank, item in enumerate(result.hits, start=1):
         h = item.hit
         console.print(f"\n[bold]{rank}. {escape(h.title or h.doc_id)}[/bold]  [dim]{escape(h.id)} {escape(h.domain)}[/dim]"
@@ -360,6 +363,7 @@ def train(
 app.command()(adapt)
 app.add_typer(bench_app, name="bench")
 app.add_typer(opensearch_app, name="opensearch")
+app.add_typer(index_app, name="index")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from collections.abc import Sequence
 
@@ -49,6 +50,14 @@ class BM25Index:
         for name in os.listdir(directory):
             with open(directory / name, "rb") as fh:
                 os.fsync(fh.fileno())
+
+    def install(self, final: Path, tmp: Path) -> None:
+        """Save into the temporary folder `tmp`, then rename it to `final` (replacing a folder a killed writer left)."""
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.save(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
 
     @classmethod
     def load(cls, directory: Path) -> "BM25Index":

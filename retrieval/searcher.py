@@ -63,6 +63,7 @@ class SearchResult:
     took_ms: float  # encoding + ranking
     hits: list[ExplainedHit]
     encode_ms: float = 0.0  # the encoding part of took_ms
+    notice: str | None = None  # how the backend answered, when the user should know (e.g. exactly, not approximately)
 
     @property
     def search_ms(self) -> float:
@@ -70,8 +71,9 @@ class SearchResult:
         return self.took_ms - self.encode_ms
 
     def to_json(self) -> dict[str, Any]:
-        """`{"query_tokens", "took_ms", "hits"}`."""
-        return {"query_tokens": self.query_tokens, "took_ms": round(self.took_ms, 2), "hits": [h.to_json() for h in self.hits]}
+        """`{"query_tokens", "took_ms", "notice", "hits"}`."""
+        return {"query_tokens": self.query_tokens, "took_ms": round(self.took_ms, 2), "notice": self.notice,
+                "hits": [h.to_json() for h in self.hits]}
 
 
 class Searcher:
@@ -128,8 +130,9 @@ class Searcher:
         shown: dict[str, float] = {}
         for name, weight in tokens.items():
             shown[display(name)] = max(weight, shown.get(display(name), 0.0))
+        notice = None if SearchMode(mode) is SearchMode.BM25 else self.backend.search_notice()
         return SearchResult(query_tokens={t: round(w, 4) for t, w in shown.items()}, took_ms=took_ms, hits=explained,
-                            encode_ms=encode_ms)
+                            encode_ms=encode_ms, notice=notice)
 
     def _explain(self, hit: Hit, tokens: Mapping[str, float], passage_vector: Mapping[str, float],
                  query_words: OwnWords, passage_words: OwnWords) -> ExplainedHit:

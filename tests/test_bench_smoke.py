@@ -67,6 +67,12 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
         assert {"exact_index_ms", "exact_full_matrix_ms", "csr_mb", "mean_nonzero"} <= set(size)
         if "approximate" in size:
             assert 0.0 <= size["approximate"]["recall_at_10"] <= 1.0
+            # through a real embedded index: Seismic is built once, by the ingest; the searches build and change nothing
+            through = size["index"]
+            assert through["seismic_builds_at_ingest"] == 1 and through["seismic_build_seconds_at_ingest"] > 0
+            assert through["seismic_builds_during_searches"] == 0 and through["index_files_changed_by_searches"] == 0
+            assert through["searches_used_seismic"] and through["notice"] is None
+            assert 0.0 <= through["recall_at_10"] <= 1.0
     assert "growth_vs_previous" in scale["sizes"][1]
 
     from ksearch.benchmarks.report import write_report
@@ -75,6 +81,8 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     text = doc.read_text(encoding="utf-8")
     assert "Hardware:" in text and "## Query latency" in text and "## Scale" in text
     assert "## Targets" in text and "embedded sparse total p50" in text
+    if all("approximate" in size for size in scale["sizes"]):  # pyseismic-lsr installed (the dev extra)
+        assert "## Scale through the embedded index (300, 600 passages)" in text
 
 
 def test_adapt_bench_times_every_phase_and_keeps_no_model(tiny_inputs):

@@ -1,4 +1,5 @@
-"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard."""
+"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard (its Seismic
+index: test_seismic_build.py)."""
 
 from __future__ import annotations
 
@@ -124,38 +125,6 @@ def test_hybrid_fusion_formula():
     # a: .5*1 + .5*0 ; b: .5*.5 ; c: .5*0 + .5*1
     assert [(h.doc_id, round(h.score, 6)) for h in fused] == [("a", 0.5), ("c", 0.5), ("b", 0.25)]
     assert fused[1].id == "c#0"  # the sparse ranking's passage represents the document
-
-
-def test_approximate_search_matches_exact_on_a_small_index_and_its_seismic_file_is_reused(tmp_path, caplog):
-    rng = np.random.default_rng(3)
-    passages, vectors = _random_corpus(rng, n=300, vocab=60)
-    index = EmbeddedIndex.create(tmp_path / "t", META)
-    index.add(passages, vectors)
-    queries = [{f"tok{j}": float(rng.uniform(0.1, 2)) for j in rng.choice(60, size=8, replace=False)} for _ in range(10)]
-    cases = [dict(k=10, per_document=False), dict(k=5), dict(k=5, filters=SearchFilters(domain="legal"))]
-    exact = [[(h.id, round(h.score, 5)) for h in index.search(q, **c)] for q in queries for c in cases]
-
-    index.approximate_above = 100
-    with caplog.at_level("WARNING"):
-        approx = [[(h.id, round(h.score, 5)) for h in index.search(q, **c)] for q in queries for c in cases]
-    assert "building the approximate (Seismic) index" in caplog.text
-    assert approx == exact  # every posting is kept at this size, so Seismic finds the true top k
-    saved = sorted(p.name for p in (tmp_path / "t").glob("approx-seismic-*"))
-    assert saved == ["approx-seismic-000001.index.seismic"]
-    index.close()
-
-    caplog.clear()
-    reopened = EmbeddedIndex.open(tmp_path / "t")
-    reopened.approximate_above = 100
-    with caplog.at_level("WARNING"):
-        assert [(h.id, round(h.score, 5)) for h in reopened.search(queries[0], **cases[0])] == exact[0]
-    assert "building" not in caplog.text  # loaded from the index folder
-    reopened.add(passages[:1], vectors[:1])  # a new write: the next approximate search builds a fresh index
-    reopened.search(queries[0], k=3)
-    assert sorted(p.name for p in (tmp_path / "t").glob("approx-seismic-*")) == ["approx-seismic-000002.index.seismic"]
-    reopened.approximate_above = 10_000  # below the threshold: exact, whatever is on disk
-    assert [(h.id, round(h.score, 5)) for h in reopened.search(queries[1], **cases[1])] == exact[4]
-    reopened.close()
 
 
 def test_approximate_above_comes_from_the_settings_through_the_backend_config(tmp_path, monkeypatch):

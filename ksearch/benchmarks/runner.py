@@ -86,3 +86,21 @@ def scale_table(result: dict) -> Table:
                       f"{a['latency_ms']['p50']:.2f}" if a else "-", f"{a['latency_ms']['p99']:.2f}" if a else "-",
                       f"{a['recall_at_10']:.3f}" if a else "-")
     return table
+
+
+def scale_index_table(result: dict) -> Table | None:
+    """Per size, through a real embedded index: the ingest's Seismic build, and searches that build nothing."""
+    rows = [r for r in result["sizes"] if r.get("index")]
+    if not rows:
+        return None
+    table = Table(title="scale through EmbeddedIndex: Seismic built at the end of the ingest, searched by a new reader")
+    for col in ("passages", "write s", "finish_writes s", "Seismic build s", "builds in searches", "files changed",
+                "first search ms", "p50", "p99", "recall@10"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        i = r["index"]
+        table.add_row(f"{r['passages']:,}", f"{i['write_seconds']:.1f}", f"{i['finish_writes_seconds']:.1f}",
+                      f"{i['seismic_build_seconds_at_ingest']:.1f}", str(i["seismic_builds_during_searches"]),
+                      str(i["index_files_changed_by_searches"]), f"{i['first_search_ms']:.1f}",
+                      f"{i['latency_ms']['p50']:.2f}", f"{i['latency_ms']['p99']:.2f}", f"{i['recall_at_10']:.3f}")
+    return table

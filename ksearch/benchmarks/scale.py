@@ -1,4 +1,7 @@
-"""Scale: exact embedded query latency and memory on synthetic corpora of growing size, and an approximate mode with recall@10."""
+"""Scale: exact embedded query latency and memory on synthetic corpora of growing size, and an approximate mode with recall@10.
+
+The kernels are timed on the matrices directly; with `through_index` each corpus is also ingested into a real
+`EmbeddedIndex` and searched through it (`scale_index.py`: where the Seismic build happens, and that searches do not)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from ksearch.benchmarks.encode import hardware_string
 from ksearch.benchmarks.exact_scoring import full_matrix_top_k, index_top_k, matrix_mb
 from ksearch.benchmarks.latency import percentiles
 from ksearch.benchmarks.measure import measure, rss_bytes
+from ksearch.benchmarks.scale_index import bench_through_index
 from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
 from retrieval.backends import BackendConfig
 from retrieval.backends.approximate import OPERATING_POINTS, SeismicParams, SeismicScorer, seismic_available
@@ -50,7 +54,7 @@ def recall_at_k(approx: list[list[int]], exact: list[list[int]], k: int) -> floa
 
 
 def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate: bool, params: SeismicParams,
-               baseline_queries: int) -> dict:
+               baseline_queries: int, index_home: Path | None = None, features: Sequence[str] = ()) -> dict:
     """Exact (index kernel and the full-matrix baseline) and approximate latency, memory and recall on one synthetic corpus."""
     gc.collect()
     base = rss_bytes()
@@ -75,14 +79,17 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
                               "build_extra_mb": m.peak_extra_mb, "latency_ms": points[0]["latency_ms"],
                               "recall_at_10": points[0]["recall_at_10"], "operating_points": points}
         del scorer
-    del csr, csc
+    del csc
+    if approximate and index_home is not None:
+        row["index"] = bench_through_index(csr, features, queries, k, index_home)
+    del csr
     return row
 
 
 def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, config: BackendConfig,
                     index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
                     max_queries: int = 200, baseline_queries: int = 50, approximate: bool = True,
-                    params: SeismicParams | None = None) -> dict:
+                    params: SeismicParams | None = None, through_index: bool = True) -> dict:
     """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
     store = ensure_index(corpus, index_name, encoder, backend="embedded", config=config)
     view = store._view()  # the live CSR matrix and feature names of the real passage vectors
@@ -91,7 +98,8 @@ def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | No
     store.close()
     why_not = seismic_available() if approximate else "not requested"
     params = params or SeismicParams()
-    rows = [bench_size(dist, n, queries, k, why_not is None, params, baseline_queries) for n in sizes]
+    home = config.home if through_index else None
+    rows = [bench_size(dist, n, queries, k, why_not is None, params, baseline_queries, home, view.features) for n in sizes]
     for prev, cur in zip(rows, rows[1:]):
         factor = cur["passages"] / prev["passages"]
         cur["growth_vs_previous"] = {

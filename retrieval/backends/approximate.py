@@ -6,6 +6,7 @@ whose summary cannot beat the current top k; `query_cut` and `heap_factor` trade
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +35,14 @@ class SeismicParams:
         """Plain dict for the results document."""
         return asdict(self)
 
+    def build_settings(self) -> dict:
+        """The settings baked into a built index (the others only steer searches)."""
+        return {name: getattr(self, name) for name in BUILD_SETTINGS}
+
+
+BUILD_SETTINGS = ("n_postings", "centroid_fraction", "summary_energy")
+ROWS_PER_REPORT = 10_000  # how often a build reports the rows it has handed to Seismic
+
 
 def seismic_available() -> str | None:
     """None when pyseismic-lsr imports, else why not."""
@@ -47,7 +56,12 @@ def seismic_available() -> str | None:
 class SeismicScorer:
     """A Seismic index over the rows of a CSR matrix; columns become token names, rows become document ids."""
 
-    def __init__(self, csr: sparse.csr_matrix, params: SeismicParams, *, index=None) -> None:
+    def __init__(self, csr: sparse.csr_matrix, params: SeismicParams, *, index=None,
+                 on_rows: Callable[[int], None] | None = None) -> None:
+        """Build the index of `csr`'s rows in this process (or wrap a loaded `index`); `on_rows(done)` reports progress.
+
+        The build holds the GIL until it returns: an index that other threads search builds it in a child process
+        (`seismic_build.build_seismic_file`)."""
         from seismic import SeismicDataset, SeismicIndex, get_seismic_string
 
         self.params = params
@@ -61,6 +75,10 @@ class SeismicScorer:
             s, e = indptr[r], indptr[r + 1]
             if e > s:
                 dataset.add_document(str(r), self._names[indices[s:e]], data[s:e])
+            if on_rows is not None and (r + 1) % ROWS_PER_REPORT == 0:
+                on_rows(r + 1)
+        if on_rows is not None:
+            on_rows(csr.shape[0])
         self.index = SeismicIndex.build_from_dataset(dataset, n_postings=params.n_postings,
                                                      centroid_fraction=params.centroid_fraction,
                                                      summary_energy=params.summary_energy)

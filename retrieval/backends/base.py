@@ -58,8 +58,9 @@ class SearchBackend(ABC):
         """Remove passages by id; return how many were stored."""
 
     @abstractmethod
-    def finish_writes(self) -> None:
-        """Bring derived structures (the BM25 index) up to date after a batch of writes."""
+    def finish_writes(self, *, progress: bool = False) -> None:
+        """Bring derived structures (BM25, an approximate index) up to date after a batch of writes (`progress`: a bar
+        for long builds)."""
 
     # ---------------------------------------------------------------- reading
     @abstractmethod
@@ -104,6 +105,11 @@ class SearchBackend(ABC):
                             per_document: bool = True) -> list[Hit]:
         """Top-k by the `rank_feature` form of the sparse query (where it is the same dot product: `search`)."""
         return self.search(query_tokens, k, filters=filters, per_document=per_document)
+
+    def search_notice(self) -> str | None:
+        """What a user should know about how sparse searches are answered now (e.g. exactly, because an approximate
+        index is out of date); None when nothing."""
+        return None
 
     def rejected_writes(self) -> list[RejectedWrite]:
         """Passages refused by the last writes (complete after `finish_writes`); none for the embedded index."""

@@ -1,16 +1,20 @@
 """`EmbeddedIndex`: the default backend, exact sparse dot products over posting lists built from CSR segments on disk.
 
-On disk (`KSEARCH_HOME/<name>/`): `manifest.json` plus immutable `seg-NNNNNN/` segment folders
-(see `segment.py`) and one `bm25-NNNNNN/` folder. A write adds a segment (replacements simply
-win over older versions of the same id; deletions are tombstones) and then replaces the manifest,
-so appending never rewrites what is stored, and a killed writer never leaves an index that fails
-to open. `compact` merges the live rows into one segment. One writer at a time (a lock file);
-any number of readers. Searches run over the live rows assembled by `live_view`.
+On disk (`KSEARCH_HOME/<name>/`): `manifest.json`, immutable `seg-NNNNNN/` segment folders (`segment.py`), one
+`bm25-NNNNNN/` folder and at most one Seismic file. A write adds a segment (replacements win over older versions of
+an id; deletions are tombstones), then replaces the manifest: nothing stored is rewritten, and a killed writer never
+leaves an index that fails to open. `compact` merges the live rows into one segment.
 
-Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`) and the optional
-`pyseismic-lsr` installed, indexes with at least that many live passages take their candidates
-from a Seismic index instead (`approx-seismic-NNNNNN.index.seismic`, built on the first such search
-and saved for the next process) and re-score them exactly.
+One writer at a time: a process takes the lock file at its first write and keeps it until `close` (another process's
+write fails with a clear error); threads sharing one object take turns, a whole write each. Readers (the writer's own
+searches too) work on one committed state, manifest and segments swapped as a whole: before a write or after it.
+
+Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`) and `pyseismic-lsr` installed,
+indexes of at least that many live passages take candidates from a Seismic index, re-scored exactly. Building it is
+writer's work: at the end of an ingest (`finish_writes`) or by `build_approximate` (`ksearch index build-ann`), in a
+child process with a progress bar, under a new name that only the committed manifest points readers to. A search
+never builds it: with the file missing or older than the rows (an index from before ingests built it, or a search
+during an ingest), it answers exactly (the same results, slower), logs why once and reports it in `search_notice()`.
 """
 
 from __future__ import annotations
@@ -19,18 +23,22 @@ import fcntl
 import logging
 import os
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.backends.approximate import SeismicParams, SeismicScorer, seismic_available
+from retrieval.backends.approximate_search import approximate_top_k
+from retrieval.backends.approximate_state import APPROXIMATE_PREFIX, AnnStatus, ref_is_current
 from retrieval.backends.atomic_files import TEMP_PREFIX
 from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
 from retrieval.backends.live_view import LiveView, live_view
-from retrieval.backends.manifest import BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
+from retrieval.backends.manifest import AnnRef, BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
 from retrieval.backends.postings import posting_scores
+from retrieval.backends.seismic_file import SeismicFile
 from retrieval.backends.segment import Segment, build_segment, read_segment, write_segment
 from retrieval.backends.top_k import top_k_rows
 from retrieval.backends.vector_check import check_vectors
@@ -45,8 +53,14 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".writer.lock"
 COMPACT_AFTER_SEGMENTS = 32  # finish_writes merges segments beyond this many
-APPROXIMATE_PREFIX = "approx-seismic-"
-APPROXIMATE_DEPTH = 4  # Seismic candidates per wanted hit when filters or the document collapse may drop some
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One committed state: a manifest and its segments, replaced as a whole so that no search mixes two states."""
+
+    manifest: Manifest
+    segments: tuple[Segment, ...]
 
 
 class EmbeddedIndex(SearchBackend):
@@ -54,14 +68,26 @@ class EmbeddedIndex(SearchBackend):
 
     def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = root
-        self.manifest = manifest
-        self.meta = manifest.meta
-        self._segments: list[Segment] = [read_segment(root, s.name, s.seq) for s in manifest.segments]
-        self._live: LiveView | None = None
-        self._bm25: BM25Index | None = None
         self._lock_fd: int | None = None
+        self._write_lock = threading.RLock()  # one write at a time among the threads sharing this object
         self.approximate_above: int | None = None  # live passages from which `search` uses Seismic (None: never)
-        self._approximate: tuple[int, SeismicScorer] | None = None  # (manifest.last_seq, its Seismic index)
+        self.seismic = SeismicFile(root)
+        self._bm25: BM25Index | None = None
+        self._load(manifest)
+
+    def _load(self, manifest: Manifest) -> None:
+        """Read `manifest`'s segments and make them the current state."""
+        self._set(_Snapshot(manifest, tuple(read_segment(self.root, s.name, s.seq) for s in manifest.segments)))
+
+    def _set(self, snapshot: _Snapshot) -> None:
+        self._live: tuple[_Snapshot, LiveView] | None = None
+        self._snapshot = snapshot
+        self.meta = snapshot.manifest.meta
+
+    @property
+    def manifest(self) -> Manifest:
+        """The committed manifest this object reads."""
+        return self._snapshot.manifest
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -95,6 +121,7 @@ class EmbeddedIndex(SearchBackend):
 
     # ---------------------------------------------------------------- writing
     def _acquire_writer(self) -> None:
+        """Take the lock file (once per object), load what another writer committed since, remove its leftovers."""
         if self._lock_fd is not None:
             return
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -109,24 +136,25 @@ class EmbeddedIndex(SearchBackend):
         except IndexNotFoundError:
             on_disk = None
         if on_disk is not None and on_disk.model_dump() != self.manifest.model_dump():
-            self.__init__(self.root, on_disk)
-            self._lock_fd = fd
+            self._load(on_disk)
         self._remove_orphans()
 
     def _remove_orphans(self) -> None:
-        """Delete what a killed writer left: temporary files and uncommitted folders."""
-        referenced = {s.name for s in self.manifest.segments} | ({self.manifest.bm25.name} if self.manifest.bm25 else set())
+        """Delete what a killed writer left: temporary files and uncommitted folders and Seismic files."""
+        m = self.manifest
+        referenced = {s.name for s in m.segments} | ({m.bm25.name} if m.bm25 else set()) | ({m.ann.name} if m.ann else set())
         for entry in self.root.iterdir():
             name = entry.name
-            orphan = name.startswith(TEMP_PREFIX) or (name.startswith(("seg-", "bm25-")) and name not in referenced)
+            orphan = name.startswith(TEMP_PREFIX) or (name.startswith(("seg-", "bm25-", APPROXIMATE_PREFIX))
+                                                       and name not in referenced)
             if orphan:
                 log.info("removing orphan %s", entry)
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
 
-    def _commit(self, manifest: Manifest) -> None:
+    def _commit(self, manifest: Manifest, segments: Sequence[Segment] | None = None) -> None:
+        """Replace the manifest on disk, then this object's state (with `segments` when they changed)."""
         write_manifest(self.root, manifest)
-        self.manifest = manifest
-        self._live = None
+        self._set(_Snapshot(manifest, self._snapshot.segments if segments is None else tuple(segments)))
 
     def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
         """Append one segment holding these passages (the newest version of an id wins)."""
@@ -138,51 +166,71 @@ class EmbeddedIndex(SearchBackend):
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate passage ids in one add()")
         check_vectors(ids, vectors)
-        self._acquire_writer()
-        seq = self.manifest.next_seq
-        segment = build_segment(f"seg-{seq:06d}", seq, passages, vectors, content_morphemes_many(p.text for p in passages))
-        write_segment(self.root, segment)
-        manifest = self.manifest.model_copy(deep=True)
-        manifest.segments.append(SegmentRef(name=segment.name, seq=seq, rows=len(passages)))
-        manifest.next_seq = seq + 1
-        self._commit(manifest)
-        self._segments.append(segment)
+        morphemes = content_morphemes_many(p.text for p in passages)
+        with self._write_lock:
+            self._acquire_writer()
+            seq = self.manifest.next_seq
+            segment = build_segment(f"seg-{seq:06d}", seq, passages, vectors, morphemes)
+            write_segment(self.root, segment)
+            manifest = self.manifest.model_copy(deep=True)
+            manifest.segments.append(SegmentRef(name=segment.name, seq=seq, rows=len(passages)))
+            manifest.next_seq = seq + 1
+            self._commit(manifest, (*self._snapshot.segments, segment))
 
     def delete(self, passage_ids: Iterable[str]) -> int:
         """Tombstone these ids (one manifest write); return how many were live."""
-        live = self._view().row_of
-        doomed = sorted({i for i in passage_ids if i in live})
-        if not doomed:
-            return 0
-        self._acquire_writer()
-        manifest = self.manifest.model_copy(deep=True)
-        seq = manifest.next_seq
-        manifest.tombstones.update({i: seq for i in doomed})
-        manifest.next_seq = seq + 1
-        self._commit(manifest)
-        return len(doomed)
+        wanted = set(passage_ids)
+        with self._write_lock:
+            if not wanted & self._view().row_of.keys():
+                return 0  # nothing to do: no lock taken
+            self._acquire_writer()  # may load a newer state: count against that one
+            doomed = sorted(wanted & self._view().row_of.keys())
+            if not doomed:
+                return 0
+            manifest = self.manifest.model_copy(deep=True)
+            seq = manifest.next_seq
+            manifest.tombstones.update({i: seq for i in doomed})
+            manifest.next_seq = seq + 1
+            self._commit(manifest)
+            return len(doomed)
 
-    def finish_writes(self) -> None:
-        """Compact if there are many segments, then rebuild and save BM25 if it is stale.
+    def finish_writes(self, *, progress: bool = False) -> None:
+        """Compact if there are many segments, then bring BM25 and the Seismic index up to date (see the module doc).
 
-        BM25 is rebuilt from the stored passages' morphemes at the end of an ingest run rather than
-        per write: bm25s has no incremental update, and IDF depends on the whole collection.
+        BM25 is rebuilt from the stored passages' morphemes at the end of an ingest run rather than per write:
+        bm25s has no incremental update, and IDF depends on the whole collection. The Seismic index is rebuilt
+        when searches would use it (`approximate_above` set and reached); `progress` shows a bar while it builds.
         """
-        if len(self.manifest.segments) > COMPACT_AFTER_SEGMENTS:
-            self.compact()
-        if self.manifest.bm25 is not None and self.manifest.bm25.seq == self.manifest.last_seq:
-            return
-        self._acquire_writer()
+        with self._write_lock:
+            if not self._derived_work_due():
+                return  # nothing to do: no lock taken
+            self._acquire_writer()
+            if len(self.manifest.segments) > COMPACT_AFTER_SEGMENTS:
+                self.compact()
+            if not self._bm25_current(self.manifest):
+                self._write_bm25()
+            if self._approximate_wanted() and not ref_is_current(self.manifest, self.seismic.params):
+                try:
+                    self._write_ann(progress)
+                except RetrievalError as exc:
+                    raise RetrievalError(f"{exc}; the passages are stored, and sparse search answers exactly until "
+                                         f"`ksearch index build-ann --index {self.root.name}` succeeds") from exc
+
+    def _derived_work_due(self) -> bool:
+        m = self.manifest
+        return (len(m.segments) > COMPACT_AFTER_SEGMENTS or not self._bm25_current(m)
+                or (self._approximate_wanted() and not ref_is_current(m, self.seismic.params)))
+
+    @staticmethod
+    def _bm25_current(manifest: Manifest) -> bool:
+        return manifest.bm25 is not None and manifest.bm25.seq == manifest.last_seq
+
+    def _write_bm25(self) -> None:
         view = self._view()
         bm25 = BM25Index.build([p.id for p in view.passages], view.morphemes)
         seq = self.manifest.last_seq
         name = f"bm25-{seq:06d}"
-        tmp = self.root / f"{TEMP_PREFIX}{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        bm25.save(tmp)
-        if (self.root / name).exists():  # left by a writer killed before its manifest commit
-            shutil.rmtree(self.root / name)
-        os.replace(tmp, self.root / name)
+        bm25.install(self.root / name, self.root / f"{TEMP_PREFIX}{name}-{os.getpid()}")
         manifest = self.manifest.model_copy(deep=True)
         old = manifest.bm25
         manifest.bm25 = BM25Ref(name=name, seq=seq)
@@ -191,38 +239,80 @@ class EmbeddedIndex(SearchBackend):
         if old is not None and old.name != name:
             shutil.rmtree(self.root / old.name, ignore_errors=True)
 
-    def compact(self) -> None:
-        """Merge all live rows into one new segment and drop the old segments and tombstones."""
-        self._acquire_writer()
-        view = self._view()
-        seq = self.manifest.next_seq
-        vectors = [view.row_vector(r) for r in range(len(view.passages))]
-        segment = build_segment(f"seg-{seq:06d}", seq, view.passages, vectors, view.morphemes)
-        write_segment(self.root, segment)
-        manifest = self.manifest.model_copy(deep=True)
-        old = [s.name for s in manifest.segments]
-        manifest.segments = [SegmentRef(name=segment.name, seq=seq, rows=len(view.passages))]
-        manifest.tombstones = {}
-        manifest.next_seq = seq + 1
-        bm25_was_fresh = manifest.bm25 is not None and manifest.bm25.seq == self.manifest.last_seq
-        if bm25_was_fresh:  # same live rows in the same order: the BM25 folder stays valid
-            manifest.bm25 = BM25Ref(name=manifest.bm25.name, seq=seq)
+    def _approximate_wanted(self) -> bool:
+        """True when searches would use a Seismic index (when Seismic is missing: False, and a warning once)."""
+        if self.approximate_above is None or self.count() < self.approximate_above:
+            return False
+        if self.seismic.unavailable() is not None:
+            self.seismic.notice_once(self.approximate_status())
+            return False
+        return True
+
+    def build_approximate(self, *, force: bool = False, progress: bool = False) -> AnnRef:
+        """Build (with `force`, rebuild) the Seismic index of the live rows unless it is current; return its entry.
+
+        For indexes written before ingests built it, or with approximate search off. `RetrievalError` without
+        pyseismic-lsr or passages, or while another process writes."""
+        with self._write_lock:
+            self._acquire_writer()
+            if force or not ref_is_current(self.manifest, self.seismic.params):
+                self._write_ann(progress)
+            return self.manifest.ann
+
+    def _write_ann(self, progress: bool) -> None:
+        """Build the Seismic file of the current rows, commit the manifest naming it, delete the one it replaces."""
+        snapshot, view = self._snapshot_view()
+        ref = self.seismic.build(snapshot.manifest, view, progress=progress)
+        manifest = snapshot.manifest.model_copy(deep=True)
+        old, manifest.ann = manifest.ann, ref
         self._commit(manifest)
-        self._segments = [segment]
-        for name in old:
-            shutil.rmtree(self.root / name, ignore_errors=True)
+        if old is not None and old.name != ref.name:  # a reader that has not loaded it yet answers exactly
+            (self.root / old.name).unlink(missing_ok=True)
+
+    def compact(self) -> None:
+        """Merge all live rows into one new segment and drop the old segments and tombstones.
+
+        The new segment keeps the live rows' order and feature numbering, so a current BM25 folder and Seismic
+        file stay valid."""
+        with self._write_lock:
+            self._acquire_writer()
+            view = self._view()
+            seq = self.manifest.next_seq
+            segment = Segment(f"seg-{seq:06d}", seq, list(view.passages), [list(m) for m in view.morphemes],
+                              list(view.features), view.matrix)
+            write_segment(self.root, segment)
+            manifest = self.manifest.model_copy(deep=True)
+            old = [s.name for s in manifest.segments]
+            manifest.segments = [SegmentRef(name=segment.name, seq=seq, rows=len(view.passages))]
+            manifest.tombstones = {}
+            manifest.next_seq = seq + 1
+            if self._bm25_current(self.manifest):  # same live rows in the same order: the BM25 folder stays valid
+                manifest.bm25 = BM25Ref(name=manifest.bm25.name, seq=seq)
+            if ref_is_current(self.manifest, self.seismic.params):  # same rows and feature columns
+                manifest.ann = manifest.ann.model_copy(update={"seq": seq})
+            self._commit(manifest, (segment,))
+            for name in old:
+                shutil.rmtree(self.root / name, ignore_errors=True)
 
     def close(self) -> None:
         """Release the writer lock."""
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        with self._write_lock:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     # ---------------------------------------------------------------- reading
+    def _snapshot_view(self) -> tuple[_Snapshot, LiveView]:
+        """The current state and its live rows (assembled once per state)."""
+        snapshot, cached = self._snapshot, self._live
+        if cached is not None and cached[0] is snapshot:
+            return cached
+        pair = (snapshot, live_view(snapshot.segments, snapshot.manifest.tombstones))
+        self._live = pair
+        return pair
+
     def _view(self) -> LiveView:
-        if self._live is None:
-            self._live = live_view(self._segments, self.manifest.tombstones)
-        return self._live
+        return self._snapshot_view()[1]
 
     def count(self) -> int:
         """Number of live passages."""
@@ -255,88 +345,51 @@ class EmbeddedIndex(SearchBackend):
             out.append(Hit(id=p.id, doc_id=p.doc_id, score=float(scores[r]), title=p.title, domain=p.domain, text=p.text, extra=p.extra))
         return out
 
-    def sparse_scores(self, query_tokens: Mapping[str, float]) -> np.ndarray:
-        """Exact dot product of the query with every live passage (row order of the live view)."""
-        view = self._view()
-        return posting_scores(view.postings, *view.query_columns(query_tokens))
-
     def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
                per_document: bool = True) -> list[Hit]:
-        """Top-k passages (or documents) by exact sparse dot product; zero scores do not match."""
-        view = self._view()
+        """Top-k passages (or documents) by sparse dot product; zero scores do not match.
+
+        Seismic's candidates re-scored exactly when the index's Seismic file is current (see the module doc),
+        else exact over every posting: a search never builds or writes anything."""
+        snapshot, view = self._snapshot_view()
         if self.approximate_above is not None and len(view.passages) >= self.approximate_above:
-            hits = self._search_approximate(view, query_tokens, k, filters, per_document)
-            if hits is not None:
-                return hits
-        scores = self.sparse_scores(query_tokens)
+            scorer = self.seismic.scorer(snapshot.manifest, view, self.approximate_above)
+            found = approximate_top_k(view, scorer, query_tokens, k, filters, per_document) if scorer else None
+            if found is not None:
+                return self._hits(view, *found)
+        scores = posting_scores(view.postings, *view.query_columns(query_tokens))
         rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
         return self._hits(view, rows, scores)
 
-    def _search_approximate(self, view: LiveView, query_tokens: Mapping[str, float], k: int,
-                            filters: SearchFilters | None, per_document: bool) -> list[Hit] | None:
-        """Seismic's candidates, re-scored exactly; None (exact search answers) without Seismic or when
-        the filters and the document collapse leave fewer than k of a full candidate list."""
-        scorer = self._approximate_scorer(view)
-        if scorer is None:
-            return None
-        cols, weights = view.query_columns(query_tokens)
-        if not cols.size or k <= 0:
-            return []
-        depth = k if filters is None and not per_document else APPROXIMATE_DEPTH * k
-        rows = np.sort(np.asarray(scorer.top_k(cols, weights, depth), dtype=np.int64))  # row order breaks ties
-        q = np.zeros(len(view.features), dtype=np.float64)
-        q[cols] = weights
-        scores = np.asarray(view.matrix[rows] @ q, dtype=np.float64)  # Seismic stores weights in half precision
-        keep = scores > 0
-        if filters is not None and filters.domain is not None:
-            keep &= view.domains[rows] == filters.domain
-        picked = top_k_rows(scores, keep, k, view.doc_codes[rows] if per_document else None)  # positions in rows
-        if len(picked) < k and rows.size >= depth:
-            return None
-        return self._hits(view, rows[picked].tolist(), dict(zip(rows.tolist(), scores.tolist())))
+    def approximate_status(self) -> AnnStatus:
+        """Whether sparse searches use the Seismic index now, and if they answer exactly against the settings, why."""
+        snapshot, view = self._snapshot_view()
+        return self.seismic.status(snapshot.manifest, len(view.passages), self.approximate_above)
 
-    def _approximate_scorer(self, view: LiveView) -> SeismicScorer | None:
-        """The Seismic index of the live passages: cached, else loaded from the index folder, else built and saved."""
-        seq = self.manifest.last_seq
-        if self._approximate is not None and self._approximate[0] == seq:
-            return self._approximate[1]
-        missing = seismic_available()
-        if missing is not None:
-            log.warning("approximate search is on but unavailable (%s): searching exactly", missing)
-            self.approximate_above = None
-            return None
-        params = SeismicParams()
-        path = self.root / f"{APPROXIMATE_PREFIX}{seq:06d}{SeismicScorer.SUFFIX}"
-        if path.is_file():
-            scorer = SeismicScorer.load(path, view.matrix, params)
-        else:
-            log.warning("building the approximate (Seismic) index of %s for %d passages; it is saved for later "
-                        "searches", self.root.name, len(view.passages))
-            scorer = SeismicScorer(view.matrix, params)
-            tmp = self.root / f"{TEMP_PREFIX}{APPROXIMATE_PREFIX}{seq:06d}-{os.getpid()}{SeismicScorer.SUFFIX}"
-            os.replace(scorer.save(tmp), path)
-            for old in self.root.glob(f"{APPROXIMATE_PREFIX}*"):
-                if old != path:
-                    old.unlink(missing_ok=True)
-        self._approximate = (seq, scorer)
-        return scorer
+    def search_notice(self) -> str | None:
+        """Why sparse searches answer exactly although approximate search is configured (None when they do not)."""
+        return self.approximate_status().notice()
 
-    def _bm25_scores(self, view: LiveView, text: str) -> np.ndarray:
-        fresh = self.manifest.bm25 is not None and self.manifest.bm25.seq == self.manifest.last_seq
-        if self._bm25 is None or [p.id for p in view.passages] != self._bm25.passage_ids:
-            if fresh:
-                self._bm25 = BM25Index.load(self.root / self.manifest.bm25.name)
-            if self._bm25 is None or self._bm25.passage_ids != [p.id for p in view.passages]:
-                log.warning("BM25 of index %s is older than its passages (an interrupted ingest?): rebuilding it in "
-                            "memory; run `ksearch ingest` again to store it", self.root.name)
-                self._bm25 = BM25Index.build([p.id for p in view.passages], view.morphemes)
+    def _bm25_scores(self, snapshot: _Snapshot, view: LiveView, text: str) -> np.ndarray:
+        ids = [p.id for p in view.passages]
+        if self._bm25 is None or self._bm25.passage_ids != ids:
+            stored = snapshot.manifest.bm25 if self._bm25_current(snapshot.manifest) else None
+            try:
+                self._bm25 = BM25Index.load(self.root / stored.name) if stored else None
+            except FileNotFoundError:  # a later writer replaced it; this state's BM25 is rebuilt below
+                self._bm25 = None
+            if self._bm25 is None or self._bm25.passage_ids != ids:
+                log.warning("BM25 of index %s is not stored for these passages (an interrupted ingest, or replaced by a "
+                            "later one): rebuilding it in memory; reopen the index, or run `ksearch ingest` again",
+                            self.root.name)
+                self._bm25 = BM25Index.build(ids, view.morphemes)
         return self._bm25.scores(text)
 
     def search_bm25(self, text: str, k: int = 10, *, filters: SearchFilters | None = None,
                     per_document: bool = True) -> list[Hit]:
         """Top-k passages (or documents) by BM25 over content morphemes."""
-        view = self._view()
-        scores = self._bm25_scores(view, text)
+        snapshot, view = self._snapshot_view()
+        scores = self._bm25_scores(snapshot, view, text)
         rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
         return self._hits(view, rows, scores)
 

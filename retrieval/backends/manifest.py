@@ -33,14 +33,28 @@ class BM25Ref(BaseModel):
     seq: int
 
 
+class AnnRef(BaseModel):
+    """The committed Seismic (approximate) index file, the write it reflects and how it was built.
+
+    Its name is unique to one build, so a file a manifest names never changes while a reader may load it.
+    """
+
+    name: str
+    seq: int
+    params: dict  # SeismicParams.to_json() of the build
+    passages: int
+    build_seconds: float
+
+
 class Manifest(BaseModel):
-    """Index metadata, segments, tombstones (passage id -> seq of its deletion) and the BM25 folder."""
+    """Index metadata, segments, tombstones (passage id -> seq of its deletion), the BM25 folder and the Seismic file."""
 
     meta: IndexMeta
     segments: list[SegmentRef] = []
     tombstones: dict[str, int] = {}  # a deletion at seq s hides versions of the id in segments with seq < s
     next_seq: int = 1
     bm25: BM25Ref | None = None
+    ann: AnnRef | None = None  # absent in indexes written before ksearch built Seismic at the end of an ingest
 
     @property
     def last_seq(self) -> int:

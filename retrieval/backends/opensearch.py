@@ -200,8 +200,8 @@ class OpenSearchIndex(SearchBackend):
             self.client.indices.refresh(index=self.concrete)
         return deleted
 
-    def finish_writes(self) -> None:
-        """Wait for queued writes, refresh, and (rebuild) swap the alias to the new index atomically."""
+    def finish_writes(self, *, progress: bool = False) -> None:
+        """Wait for queued writes, refresh, and (rebuild) swap the alias to the new index atomically (`progress`: unused)."""
         self._drain()
         with self._errors(f"refreshing {self.concrete!r}"):
             self.client.indices.refresh(index=self.concrete)

@@ -66,6 +66,8 @@ def render() -> None:
     except RetrievalError as exc:
         st.error(str(exc))
         return
+    if result.notice:
+        st.caption(f"⚠️ {result.notice}")
     tokens = analyse_query(searcher.encoder, query, result.query_tokens)
     kinds = kinds_by_token(tokens)
     # The figures span the page: in a third of the analysis column a three-digit "105 ms" was cut to "105…".
