@@ -15,8 +15,8 @@ from ksearch.bench_cli import bench_app
 from ksearch.cli_common import ModelOption, console
 from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
 from ksearch.cli_common import load_encoder_or_fail as _load_encoder
-from ksearch.model_cli import model_app
 from ksearch.index_cli import index_app
+from ksearch.model_cli import model_app
 from ksearch.opensearch_cli import opensearch_app
 
 app = typer.Typer(help="Korean legal and medical search with a learned sparse encoder.", no_args_is_help=True)
