@@ -142,8 +142,14 @@ class ServerEncodedIndex(OpenSearchIndex):
             body = neural_sparse_text_body(text, model_id, segmenter=segmenter, size=k, domain=domain)
         except ValueError:  # nothing to encode (e.g. punctuation only): no hits, as a client-side empty query
             return []
-        return self._run_search(body, per_document, offset,
-                                f"searching {self.name!r} (neural_sparse, query encoded by model {model_id})")
+        try:
+            return self._run_search(body, per_document, offset,
+                                    f"searching {self.name!r} (neural_sparse, query encoded by model {model_id})")
+        except RetrievalError as exc:
+            if "not ready" not in str(exc).lower():
+                raise
+            raise RetrievalError(f"{exc} Deploy it (POST /_plugins/_ml/models/{model_id}/_deploy), or run `ksearch "
+                                 f"ingest ... --index {self.name}` again, which deploys the index's models.") from None
 
     def delete_index(self) -> None:
         """Delete the index (`OpenSearchIndex.delete_index`) and its ingest pipeline."""
