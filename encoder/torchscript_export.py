@@ -70,8 +70,9 @@ class TorchScriptExport:
 
 
 def export_torchscript(name_or_path: str | os.PathLike | None, out: str | os.PathLike, *,
-                       queries: bool = False) -> TorchScriptExport:
-    """Write the zip `out` for the model `name_or_path` (default: the model `SparseEncoder.load()` picks)."""
+                       queries: bool = False, models_dir: str | os.PathLike | None = None) -> TorchScriptExport:
+    """Write the zip `out` for the model `name_or_path` (default: the model `SparseEncoder.load()` picks; a plain
+    name may be a folder under `models_dir`)."""
     import torch
     from transformers import AutoModelForMaskedLM
 
@@ -80,8 +81,8 @@ def export_torchscript(name_or_path: str | os.PathLike | None, out: str | os.Pat
     out = Path(out)
     if out.suffix != ".zip":
         raise ValueError(f"{out}: the output must be a .zip file")
-    encoder = SparseEncoder.load(name_or_path, device="cpu", backend="torch", precision="fp32")
-    source = _model_source(name_or_path)
+    encoder = SparseEncoder.load(name_or_path, device="cpu", backend="torch", precision="fp32", models_dir=models_dir)
+    source = _model_source(name_or_path, models_dir)
     max_length = min(encoder.max_length, DJL_MAX_LENGTH)
     tokenizer_json, unnamed = server_tokenizer_json(encoder, max_length)
     pruning = encoder.query_pruning if queries else Pruning()
@@ -168,10 +169,10 @@ def server_tokenizer_json(encoder, max_length: int) -> tuple[str, list[int]]:
     return tokenizer.to_str(), unnamed
 
 
-def _model_source(name_or_path) -> Path:
+def _model_source(name_or_path, models_dir=None) -> Path:
     from encoder.model_resolution import resolve_model
 
-    return Path(resolve_model(name_or_path)[1])
+    return Path(resolve_model(name_or_path, models_dir)[1])
 
 
 def _file_stem(model_id: str) -> str:

@@ -5,6 +5,11 @@ Resumable and idempotent: every passage carries a content hash (text + metadata 
 encoded and written `write_batch` at a time (each write is durable on its own; a batch is written
 while the next one is encoded), and stored chunks a changed document no longer has are deleted.
 Running the same command again after a crash therefore finishes the job without duplicating anything.
+
+A backend that encodes documents itself (an OpenSearch index with an ml-commons ingest pipeline,
+`encodes_documents`) gets each passage as the model reads it (`encoder.model_text`: Kiwi-segmented for models
+that ask for it) instead of a vector; the encoder then only splits and segments. Its content hashes name the
+cluster's model, so switching between client- and server-side encoding re-writes every passage.
 """
 
 from __future__ import annotations
@@ -64,6 +69,15 @@ def model_fingerprint(encoder) -> str:
     return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}{suffix}"
 
 
+def ingest_fingerprint(encoder, backend: SearchBackend) -> str:
+    """What a stored passage's vector depends on: `model_fingerprint`, or, when the backend encodes documents
+    itself, the model, vocabulary and pruning and the cluster's document model (not the client's precision)."""
+    server = backend.meta.server_encoding if backend.encodes_documents else None
+    if server is None:
+        return model_fingerprint(encoder)
+    return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}|server:{server.document_model_id}"
+
+
 def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> list[SourceDocument]:
     """Valid documents of `path`; bad rows and conflicting duplicate ids go to the report."""
     seen: dict[str, SourceDocument] = {}
@@ -119,7 +133,7 @@ def ingest_path(
     backend.check_encoder(encoder.model_id, encoder.vocab_hash)
     report = IngestReport()
     documents = collect_documents(Path(path), fmt, columns, report)
-    passages = split_documents(documents, PassageSplitter(encoder), model_fingerprint(encoder))
+    passages = split_documents(documents, PassageSplitter(encoder), ingest_fingerprint(encoder, backend))
     report.passages = len(passages)
 
     stored = backend.content_hashes()
@@ -142,18 +156,23 @@ def ingest_path(
         if on_progress is not None:
             on_progress(report.written, len(todo))
 
+    if backend.encodes_documents:  # the backend encodes: send each passage as the model reads it
+        encode, write, desc = encoder.model_text, backend.add_texts, "sending"
+    else:
+        encode, write, desc = encoder.encode_documents, backend.add, "encoding"
+
     # One write in flight on a second thread while the next batch is encoded; leaving the `with`
     # (also on Ctrl-C or an error) waits for it, so every started write is whole before we return.
-    with tqdm(total=len(todo), unit="passage", desc="encoding", disable=not progress or not todo, smoothing=0.1) as bar, \
+    with tqdm(total=len(todo), unit="passage", desc=desc, disable=not progress or not todo, smoothing=0.1) as bar, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
         pending: tuple[Future, int] | None = None
         for begin in range(0, len(todo), write_batch):
             batch = todo[begin : begin + write_batch]
-            vectors = encoder.encode_documents([p.text for p in batch])
+            encoded = encode([p.text for p in batch])
             if pending is not None:
                 pending[0].result()  # a failed write stops the run here, before anything later is written
                 written(pending[1])
-            pending = (writer.submit(backend.add, batch, vectors), len(batch))
+            pending = (writer.submit(write, batch, encoded), len(batch))
         if pending is not None:
             pending[0].result()
             written(pending[1])

@@ -15,6 +15,8 @@ from ksearch.bench_cli import bench_app
 from ksearch.cli_common import ModelOption, console
 from ksearch.cli_common import fail as _fail  # the command bodies below call these two by their old names
 from ksearch.cli_common import load_encoder_or_fail as _load_encoder
+from ksearch.encoding_cli import (DocumentModelIdOption, IngestEncodingOption, QueryModelIdOption, SearchEncodingOption,
+                                  SearchModelIdOption, check_encoding_options, check_query_model, open_store_for_ingest)
 from ksearch.index_cli import index_app
 from ksearch.model_cli import model_app
 from ksearch.opensearch_cli import opensearch_app
@@ -65,8 +67,10 @@ def _backend_config():  # -> retrieval.backends.BackendConfig
     return get_settings().backend_config()
 
 
-def _open_searcher(index: str | None, backend: str, model: str | None):
-    """Open an index and an encoder sharing its vocabulary (default model: the index's own when loadable)."""
+def _open_searcher(index: str | None, backend: str, model: str | None, encoding: str = "client",
+                   query_model_id: str | None = None):
+    """Open an index and an encoder sharing its vocabulary (default model: the index's own when loadable); `encoding`
+    server: queries encoded by the index's deployed model (or `query_model_id`)."""
     from encoder import ModelNotFoundError
     from retrieval.backends import open_index
     from retrieval.errors import IndexNotFoundError, RetrievalError
@@ -76,7 +80,7 @@ def _open_searcher(index: str | None, backend: str, model: str | None):
 
     name, config = _index_name(index), _backend_config()
     try:
-        store = open_index(name, backend=backend, config=config)
+        store = open_index(name, backend=backend, config=config, query_model_id=query_model_id)
     except IndexNotFoundError as exc:
         _fail(missing_index_message(name, config.home) if backend == "embedded" else str(exc))
     except (RetrievalError, ValueError) as exc:
@@ -86,7 +90,8 @@ def _open_searcher(index: str | None, backend: str, model: str | None):
     except (ModelNotFoundError, ValueError) as exc:
         _fail(str(exc))
     try:
-        return Searcher(enc, store)
+        check_query_model(store, enc, query_model_id)
+        return Searcher(enc, store, encoding=encoding)
     except RetrievalError as exc:
         _fail(str(exc))
 
@@ -108,23 +113,28 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="OpenSearch: build a new concrete index and swap the "
                                                             "alias to it at the end (searches see the old one until then).")] = False,
+    encoding: IngestEncodingOption = None,
+    model_id: DocumentModelIdOption = None,
+    query_model_id: QueryModelIdOption = None,
 ) -> None:
     """Split, encode and store documents; re-running skips what is stored and replaces what changed."""
     from ingest import ColumnMapping
 
+    check_encoding_options(encoding, backend, model_id, query_model_id)
     columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
     _run_ingest(path, backend, _index_name(index), model, fmt=fmt, columns=columns, write_batch=write_batch,
-                quiet=quiet, rebuild=rebuild)
+                quiet=quiet, rebuild=rebuild, encoding=encoding, model_ids=(model_id, query_model_id))
 
 
 def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: str | None = None, columns=None,
-                write_batch: int = 256, quiet: bool = False, rebuild: bool = False, summary: bool = True) -> None:
-    """Ingest PATH into index NAME and print the summary (bad rows and rejected passages on stderr)."""
+                write_batch: int = 256, quiet: bool = False, rebuild: bool = False, summary: bool = True,
+                encoding: str | None = None, model_ids: tuple[str | None, str | None] = (None, None)) -> None:
+    """Ingest PATH into index NAME and print the summary (bad rows and rejected passages on stderr); `encoding`
+    server: the OpenSearch models `model_ids` (documents, queries; default: registered here) encode."""
     from ingest import ColumnMapping, InputFileError, ingest_path
     from ingest.readers import infer_format
-    from retrieval.backends import open_or_create_index
     from retrieval.errors import RetrievalError
-    from retrieval.index_meta import IndexMeta
+    from retrieval.settings import get_settings
 
     if not path.exists():
         _fail(f"{path}: no such file or folder")
@@ -134,9 +144,10 @@ def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: 
         _fail(str(exc))
     enc = _load_encoder(model)
     try:
-        store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild,
-                                     config=_backend_config())
-    except (RetrievalError, ValueError) as exc:
+        store = open_store_for_ingest(name, enc, backend=backend, config=_backend_config(), rebuild=rebuild,
+                                      encoding=encoding, document_model_id=model_ids[0], query_model_id=model_ids[1],
+                                      models_dir=get_settings().models_dir)
+    except (RetrievalError, ValueError, RuntimeError, OSError) as exc:  # RuntimeError: exporting the model
         _fail(str(exc))
     try:
         report = ingest_path(path, store, enc, fmt=fmt, columns=columns or ColumnMapping(), write_batch=write_batch,
@@ -179,6 +190,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     passages: Annotated[bool, typer.Option("--passages", help="Rank passages instead of documents.")] = False,
     model: ModelOption = None,
+    encoding: SearchEncodingOption = "client",
+    model_id: SearchModelIdOption = None,
 ) -> None:
     """Search an index: documents ranked by their best passage, with matched and expansion tokens."""
     from rich.markup import escape
@@ -187,7 +200,8 @@ def search(
 
     if mode not in ("sparse", "neural_sparse", "rank_feature", "bm25", "hybrid"):
         _fail(f"--mode must be sparse (or neural_sparse), rank_feature, bm25 or hybrid, not {mode!r}")
-    searcher = _open_searcher(index, backend, model)
+    check_encoding_options(encoding, backend, model_id)
+    searcher = _open_searcher(index, backend, model, encoding, model_id)
     try:
         result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
     except RetrievalError as exc:
@@ -196,7 +210,8 @@ def search(
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
     tokens = ", ".join(f"{t} {w:.2f}" for t, w in list(result.query_tokens.items())[:15])
-    console.print(f"[bold]{escape(query)}[/bold]  ({mode}, {len(result.hits)} hits, {result.took_ms:.0f} ms)\n"
+    console.print(f"[bold]{escape(query)}[/bold]  ({mode}, {len(result.hits)} hits, {result.took_ms:.0f} ms"
+                  f"{', query encoded in OpenSearch' if result.encoding == 'server' else ''})\n"
                   f"query tokens: {escape(tokens)}", highlight=False)
     if result.notice:
         console.print(f"[yellow]note:[/yellow] {escape(result.notice)}", highlight=False)

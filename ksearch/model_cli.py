@@ -80,9 +80,10 @@ def model_export_opensearch(
     _require_torch()
     from encoder.torchscript_export import export_torchscript
     from retrieval.backends.ml_commons_bodies import register_meta_body, register_model_body
+    from retrieval.settings import get_settings
 
     try:
-        export = export_torchscript(model, out, queries=queries)
+        export = export_torchscript(model, out, queries=queries, models_dir=get_settings().models_dir)
     except (ModelNotFoundError, OSError, ValueError, RuntimeError) as exc:
         fail(str(exc))
     body = register_meta_body(export, version=version) if chunked else register_model_body(export, url=url, version=version)

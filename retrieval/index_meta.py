@@ -1,4 +1,5 @@
-"""`IndexMeta`: what an index was built with (model, vocabulary, pruning, format)."""
+"""`IndexMeta`: what an index was built with (model, vocabulary, pruning, format, and the OpenSearch models that encode
+for it when the cluster encodes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # bump when the stored layout changes incompatibly
 
 
+class ServerEncoding(BaseModel):
+    """How an OpenSearch index lets the cluster encode (ml-commons): documents through its default ingest pipeline,
+    queries through `neural_sparse` with `query_text`."""
+
+    document_model_id: str  # the deployed SPARSE_ENCODING model the ingest pipeline runs
+    query_model_id: str  # the deployed model queries name (the query-pruned export, or the document model)
+    pipeline: str  # the ingest pipeline set as the index's default_pipeline
+    source_field: str  # the field the pipeline encodes: `text`, or the client's segmented copy (`model_text`)
+
+
 class IndexMeta(BaseModel):
     """Recorded when an index is created and checked whenever it is searched or written."""
 
@@ -23,6 +34,7 @@ class IndexMeta(BaseModel):
     document_pruning: str = "none"
     query_pruning: str = "none"
     format_version: int = FORMAT_VERSION
+    server_encoding: ServerEncoding | None = None  # None: the client encodes (every embedded index)
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @classmethod

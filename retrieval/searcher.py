@@ -1,4 +1,11 @@
-"""`Searcher`: text -> encoder -> prepared query -> backend -> ranked, explained hits (sparse, BM25, hybrid)."""
+"""`Searcher`: text -> encoder -> prepared query -> backend -> ranked, explained hits (sparse, BM25, hybrid).
+
+With `encoding="server"` the backend's deployed model encodes the query (OpenSearch `neural_sparse` with
+`query_text`; the client only segments it for a model that reads Kiwi morphemes), so the ranking is the
+cluster's. The cluster returns no query vector: the explanation (matched, expansion and missing tokens, the
+app's highlighting) comes from the same model run here on the same text, whose vector equals the cluster's
+within 1e-4 (tests/test_server_encoding.py). `rank_feature` needs a query vector and is client-side only.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from retrieval.backends.base import SearchBackend, SearchFilters
+from retrieval.backends.base import ENCODINGS, SearchBackend, SearchFilters
 from retrieval.hits import Hit, TokenContribution
+from retrieval.errors import RetrievalError
 from retrieval.hybrid import HYBRID_CANDIDATES, fuse
 from retrieval.own_words import OwnWords, own_words
 from retrieval.query import prepare_query_tokens
@@ -62,8 +70,9 @@ class SearchResult:
     query_tokens: dict[str, float]  # display token -> weight
     took_ms: float  # encoding + ranking
     hits: list[ExplainedHit]
-    encode_ms: float = 0.0  # the encoding part of took_ms
+    encode_ms: float = 0.0  # the encoding part of took_ms (0 when the backend encoded the query inside the search)
     notice: str | None = None  # how the backend answered, when the user should know (e.g. exactly, not approximately)
+    encoding: str = "client"  # who encoded the query for ranking: client | server (the backend's model)
 
     @property
     def search_ms(self) -> float:
@@ -73,16 +82,23 @@ class SearchResult:
     def to_json(self) -> dict[str, Any]:
         """`{"query_tokens", "took_ms", "notice", "hits"}`."""
         return {"query_tokens": self.query_tokens, "took_ms": round(self.took_ms, 2), "notice": self.notice,
-                "hits": [h.to_json() for h in self.hits]}
+                "encoding": self.encoding, "hits": [h.to_json() for h in self.hits]}
 
 
 class Searcher:
     """Ranks an index's passages for query texts with one encoder (whose vocabulary the index must share)."""
 
-    def __init__(self, encoder, backend: SearchBackend) -> None:
+    def __init__(self, encoder, backend: SearchBackend, *, encoding: str = "client") -> None:
+        """`encoding`: "client" (this encoder encodes queries) or "server" (the backend's `query_model_id` does)."""
+        if encoding not in ENCODINGS:
+            raise ValueError(f"query encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
         backend.check_encoder(encoder.model_id, encoder.vocab_hash)
+        if encoding == "server" and backend.query_model_id is None:
+            raise RetrievalError(f"index {backend.meta.name!r} has no model in the backend to encode queries: ingest it "
+                                 f"with `--backend opensearch --encoding server`, or give a deployed model's id")
         self.encoder = encoder
         self.backend = backend
+        self.encoding = encoding
 
     def query_tokens(self, text: str) -> dict[str, float]:
         """The prepared query vector (feature name -> weight) both backends rank with."""
@@ -93,10 +109,14 @@ class Searcher:
         """The top-k hits of one mode (documents by their best passage unless `per_document=False`)."""
         mode = SearchMode(mode)
         filters = SearchFilters(domain=domain)
-        if mode is not SearchMode.BM25 and query_tokens is None:
+        server = self.encoding == "server"
+        if server and mode is SearchMode.RANK_FEATURE:
+            raise RetrievalError("rank_feature ranks with a query vector encoded here: with server-side query "
+                                 "encoding, use sparse (neural_sparse) or hybrid")
+        if mode is not SearchMode.BM25 and query_tokens is None and not server:
             query_tokens = self.query_tokens(text)
         if mode is SearchMode.SPARSE:
-            return self.backend.search(query_tokens, k, filters=filters, per_document=per_document)
+            return self._sparse(text, query_tokens, k, filters, per_document)
         if mode is SearchMode.RANK_FEATURE:
             return self.backend.search_rank_feature(query_tokens, k, filters=filters, per_document=per_document)
         if mode is SearchMode.BM25:
@@ -104,7 +124,7 @@ class Searcher:
         # Fused per passage, then each document by its best fused passage: the passage shown is the one both
         # rankings favour (as OpenSearch, where passages are documents, normalises and then collapses)
         depth = max(k, HYBRID_CANDIDATES) * (PASSAGES_PER_DOCUMENT if per_document else 1)
-        sparse = self.backend.search(query_tokens, depth, filters=filters, per_document=False)
+        sparse = self._sparse(text, query_tokens, depth, filters, False)
         bm25 = self.backend.search_bm25(text, depth, filters=filters, per_document=False)
         fused = fuse(sparse, bm25, depth, key="id")
         if not per_document:
@@ -114,14 +134,27 @@ class Searcher:
             best.setdefault(hit.doc_id, hit)
         return list(best.values())[:k]
 
+    def _sparse(self, text: str, query_tokens: Mapping[str, float] | None, k: int, filters: SearchFilters,
+                per_document: bool) -> list[Hit]:
+        if self.encoding == "server":
+            return self.backend.search_text(text, k, segmenter=self.encoder.segmenter, filters=filters,
+                                            per_document=per_document)
+        return self.backend.search(query_tokens, k, filters=filters, per_document=per_document)
+
     def search(self, text: str, mode: SearchMode | str = SearchMode.SPARSE, k: int = 10, *, domain: str | None = None,
                per_document: bool = True) -> SearchResult:
         """Rank and explain: matched tokens and expansion tokens of every hit."""
+        server = self.encoding == "server" and SearchMode(mode) is not SearchMode.BM25
         start = time.perf_counter()
-        tokens = self.query_tokens(text)
-        encode_ms = (time.perf_counter() - start) * 1000
-        hits = self.rank(text, mode, k, domain=domain, per_document=per_document, query_tokens=tokens)
-        took_ms = (time.perf_counter() - start) * 1000
+        if server:  # the backend encodes the query inside the search; the tokens below only explain its ranking
+            hits = self.rank(text, mode, k, domain=domain, per_document=per_document)
+            took_ms, encode_ms = (time.perf_counter() - start) * 1000, 0.0
+            tokens = self.query_tokens(text)
+        else:
+            tokens = self.query_tokens(text)
+            encode_ms = (time.perf_counter() - start) * 1000
+            hits = self.rank(text, mode, k, domain=domain, per_document=per_document, query_tokens=tokens)
+            took_ms = (time.perf_counter() - start) * 1000
         vectors = self.backend.get_vectors([h.id for h in hits])
         query_words, *passage_words = own_words(self.encoder, [text, *[h.text for h in hits]])
         explained = [self._explain(h, tokens, vectors.get(h.id, {}), query_words, words)
@@ -131,8 +164,12 @@ class Searcher:
         for name, weight in tokens.items():
             shown[display(name)] = max(weight, shown.get(display(name), 0.0))
         notice = None if SearchMode(mode) is SearchMode.BM25 else self.backend.search_notice()
+        if server:
+            said = (f"the query was encoded in the cluster by model {self.backend.query_model_id}; the tokens shown are "
+                    f"{self.encoder.model_id} run here on the same text, to explain the ranking")
+            notice = f"{notice}; {said}" if notice else said
         return SearchResult(query_tokens={t: round(w, 4) for t, w in shown.items()}, took_ms=took_ms, hits=explained,
-                            encode_ms=encode_ms, notice=notice)
+                            encode_ms=encode_ms, notice=notice, encoding="server" if server else "client")
 
     def _explain(self, hit: Hit, tokens: Mapping[str, float], passage_vector: Mapping[str, float],
                  query_words: OwnWords, passage_words: OwnWords) -> ExplainedHit:

@@ -1,4 +1,4 @@
-"""Which backends and ranking modes the app offers."""
+"""Which backends, query encodings and ranking modes the app offers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from retrieval.searcher import SearchMode
 EMBEDDED = "embedded"
 OPENSEARCH = "opensearch"
 MODE_LABELS = {"sparse": "neural sparse", "rank_feature": "rank_feature", "bm25": "BM25", "hybrid": "hybrid"}
+CLIENT, SERVER = "client", "server"
+ENCODING_LABELS = {CLIENT: "here (ksearch)", SERVER: "in OpenSearch (ml-commons)"}
+SERVER_ENCODING_NOTE = ("The query is encoded in OpenSearch by the model deployed for this index (neural_sparse with "
+                        "query_text), so the ranking is the cluster's. OpenSearch returns no query vector: the tokens, "
+                        "highlights and score explanations come from the same model run here on the same text.")
 EMBEDDED_RANK_FEATURE_NOTE = ("On the embedded index, neural sparse and rank_feature rank identically (both are the exact "
                               "dot product of query and passage weights), so only neural sparse is offered; rank_feature "
                               "appears with the OpenSearch backend.")
@@ -31,12 +36,26 @@ def available_backends(settings) -> list[str]:
     return backends
 
 
-def modes_for(backend: str) -> list[str]:
-    """The ranking modes of a backend, as `SearchMode` values (rank_feature only where it differs from neural sparse)."""
+def encodings_for(backend: str, meta) -> list[str]:
+    """Who may encode queries for an index with metadata `meta`: the app, and OpenSearch when the index records a
+    deployed query model (it was ingested with `--encoding server`)."""
+    if backend == OPENSEARCH and getattr(meta, "server_encoding", None) is not None:
+        return [CLIENT, SERVER]
+    return [CLIENT]
+
+
+def modes_for(backend: str, encoding: str = CLIENT) -> list[str]:
+    """The ranking modes of a backend, as `SearchMode` values (rank_feature only where it differs from neural sparse,
+    and only with a query vector encoded here)."""
     modes = [m.value for m in SearchMode]
-    if backend == EMBEDDED:
+    if backend == EMBEDDED or encoding == SERVER:
         modes = [m for m in modes if m != "rank_feature"]
     return modes
+
+
+def encoding_label(encoding: str) -> str:
+    """What the UI calls a query encoding."""
+    return ENCODING_LABELS.get(encoding, encoding)
 
 
 def mode_label(mode: str) -> str:

@@ -61,11 +61,12 @@ def encoder_or_error(index_model_id: str | None):
         raise AppError(f"could not load the sparse encoder: {exc}") from None
 
 
-def searcher_or_error(backend: str = "embedded") -> Searcher:
-    """A `Searcher` over the app's index with the encoder sharing its vocabulary, or `AppError`."""
+def searcher_or_error(backend: str = "embedded", encoding: str = "client") -> Searcher:
+    """A `Searcher` over the app's index with the encoder sharing its vocabulary (`encoding` server: queries encoded
+    by the index's model in OpenSearch), or `AppError`."""
     store = backend_or_error(backend)
     try:
-        return Searcher(encoder_or_error(store.meta.model_id), store)
+        return Searcher(encoder_or_error(store.meta.model_id), store, encoding=encoding)
     except VocabularyMismatchError as exc:
         raise AppError(f"{exc} For the sample index, `make demo` rebuilds it.") from None
     except RetrievalError as exc:

@@ -75,7 +75,8 @@ def test_search_json_and_errors(tmp_path, home, tiny_model_dir):
     _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
     for mode in ("sparse", "bm25", "hybrid"):
         payload = json.loads(_invoke("search", "전세 보증금 못 받으면", "--mode", mode, "--json", "-k", "3", "--domain", "legal"))
-        assert set(payload) == {"query_tokens", "took_ms", "notice", "hits"} and payload["query_tokens"]
+        assert set(payload) == {"query_tokens", "took_ms", "notice", "encoding", "hits"} and payload["query_tokens"]
+        assert payload["encoding"] == "client"
         assert 1 <= len(payload["hits"]) <= 3
         for hit in payload["hits"]:
             assert set(hit) == {"id", "doc_id", "title", "domain", "score", "text", "matched_tokens", "expansion_tokens",

@@ -6,7 +6,7 @@ with `retrieval.settings.Settings.backend_config()`): no backend reads the setti
 
 from __future__ import annotations
 
-from retrieval.backends.base import IndexStats, RejectedWrite, SearchBackend, SearchFilters
+from retrieval.backends.base import ENCODINGS, IndexStats, RejectedWrite, SearchBackend, SearchFilters
 from retrieval.backends.config import BackendConfig
 from retrieval.backends.embedded import EmbeddedIndex
 from retrieval.index_meta import IndexMeta
@@ -19,13 +19,19 @@ def _check_kind(backend: str) -> None:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
 
 
-def open_index(name: str, *, config: BackendConfig, backend: str = "embedded") -> SearchBackend:
-    """Open an existing index by name (`IndexNotFoundError` if it does not exist)."""
+def open_index(name: str, *, config: BackendConfig, backend: str = "embedded",
+               query_model_id: str | None = None) -> SearchBackend:
+    """Open an existing index by name (`IndexNotFoundError` if it does not exist); `query_model_id`: OpenSearch, a
+    deployed model to encode queries in the cluster instead of the one the index records."""
     _check_kind(backend)
     if backend == "opensearch":
-        from retrieval.backends.opensearch import OpenSearchIndex
+        from retrieval.backends.opensearch_server_encoding import ServerEncodedIndex
 
-        return OpenSearchIndex.open(name, conn=config.opensearch, dead_letter_dir=config.dead_letter_dir)
+        index = ServerEncodedIndex.open(name, conn=config.opensearch, dead_letter_dir=config.dead_letter_dir)
+        index.query_model_override = query_model_id
+        return index
+    if query_model_id is not None:
+        raise ValueError("a query model id is for the opensearch backend (a model deployed in the cluster)")
     return _embedded(EmbeddedIndex.open(config.home / name), config)
 
 
@@ -34,10 +40,10 @@ def open_or_create_index(name: str, meta: IndexMeta, *, config: BackendConfig, b
     """Open an index by name, creating it with `meta` if it does not exist (`rebuild`: a new one, OpenSearch only)."""
     _check_kind(backend)
     if backend == "opensearch":
-        from retrieval.backends.opensearch import OpenSearchIndex
+        from retrieval.backends.opensearch_server_encoding import ServerEncodedIndex
 
-        return OpenSearchIndex.open_or_create(name, meta, conn=config.opensearch, rebuild=rebuild,
-                                              analyzer=config.bm25_analyzer, dead_letter_dir=config.dead_letter_dir)
+        return ServerEncodedIndex.open_or_create(name, meta, conn=config.opensearch, rebuild=rebuild,
+                                                 analyzer=config.bm25_analyzer, dead_letter_dir=config.dead_letter_dir)
     if rebuild:
         raise ValueError("--rebuild is for the opensearch backend; for the embedded index, delete "
                          f"{config.home / name} or ingest into a new --index")
@@ -49,5 +55,5 @@ def _embedded(index: EmbeddedIndex, config: BackendConfig) -> EmbeddedIndex:
     return index
 
 
-__all__ = ["BACKENDS", "BackendConfig", "EmbeddedIndex", "IndexStats", "RejectedWrite", "SearchBackend", "SearchFilters",
+__all__ = ["BACKENDS", "ENCODINGS", "BackendConfig", "EmbeddedIndex", "IndexStats", "RejectedWrite", "SearchBackend", "SearchFilters",
            "open_index", "open_or_create_index"]

@@ -15,6 +15,9 @@ from retrieval.index_meta import IndexMeta
 from retrieval.passage import Passage
 
 
+ENCODINGS = ("client", "server")  # who encodes: ksearch's encoder, or the model deployed in the cluster (OpenSearch)
+
+
 @dataclass(frozen=True)
 class SearchFilters:
     """Restrictions on what a search may return."""
@@ -47,11 +50,18 @@ class SearchBackend(ABC):
     """Store passages with their sparse vectors; rank them by sparse dot product or BM25."""
 
     meta: IndexMeta
+    encodes_documents: bool = False  # True: the backend encodes passages itself (write them with `add_texts`)
+    query_model_id: str | None = None  # a model in the backend that encodes query texts (`search_text`), if any
 
     # ---------------------------------------------------------------- writing
     @abstractmethod
     def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
         """Store passages (idempotent by id: a stored id is replaced) as one durable write."""
+
+    def add_texts(self, passages: Sequence[Passage], model_texts: Sequence[str]) -> None:
+        """Store passages for the backend to encode (`model_texts`: each passage as the model reads it); only for a
+        backend that `encodes_documents`."""
+        raise NotImplementedError(f"{type(self).__name__} stores vectors the client encoded: use add")
 
     @abstractmethod
     def delete(self, passage_ids: Iterable[str]) -> int:
@@ -88,6 +98,12 @@ class SearchBackend(ABC):
     def search_bm25(self, text: str, k: int = 10, *, filters: SearchFilters | None = None,
                     per_document: bool = True) -> list[Hit]:
         """Top-k by BM25 over Korean morphemes; passages with no matching term are not returned."""
+
+    def search_text(self, text: str, k: int = 10, *, segmenter=None, filters: SearchFilters | None = None,
+                    per_document: bool = True) -> list[Hit]:
+        """Top-k by the sparse dot product with the query encoded by the backend's `query_model_id` (`segmenter`:
+        the model's pre-segmentation, applied by the client first); only where there is such a model."""
+        raise NotImplementedError(f"{type(self).__name__} cannot encode queries itself")
 
     def explain(self, query_tokens: Mapping[str, float], passage_id: str) -> dict[str, TokenContribution]:
         """Per-token contributions (query weight x document weight) to a passage's sparse score, heaviest first."""

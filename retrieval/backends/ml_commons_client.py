@@ -16,8 +16,9 @@ from typing import Any
 
 from retrieval.errors import RetrievalError
 
-ML_API = "/_plugins/_ml"
 from retrieval.backends.ml_commons_bodies import UPLOAD_CHUNK_BYTES as CHUNK_BYTES
+
+ML_API = "/_plugins/_ml"
 
 
 class MLCommonsError(RetrievalError):
@@ -80,9 +81,28 @@ def register_model_zip(client, zip_path: Path, *, name: str, version: str = "1.0
     return model_id
 
 
+def get_model(client, model_id: str) -> dict:
+    """The model's record (name, algorithm, model_state, model_config, ...); `MLCommonsError` when there is none."""
+    return _call(client, "GET", f"{ML_API}/models/{model_id}", f"reading model {model_id}")
+
+
 def model_state(client, model_id: str) -> str | None:
     """The model's ``model_state`` (REGISTERED, DEPLOYED, DEPLOY_FAILED, ...)."""
-    return _call(client, "GET", f"{ML_API}/models/{model_id}", f"reading model {model_id}").get("model_state")
+    return get_model(client, model_id).get("model_state")
+
+
+def find_models(client, name: str) -> list[str]:
+    """Ids of the registered models (not their chunks) named exactly `name`, newest first."""
+    body = {"query": {"bool": {"filter": [{"term": {"name.keyword": name}}],
+                               "must_not": [{"exists": {"field": "chunk_number"}}]}},
+            "sort": [{"created_time": {"order": "desc"}}], "size": 100, "_source": ["name"]}
+    try:
+        res = _call(client, "POST", f"{ML_API}/models/_search", f"searching models named {name!r}", body)
+    except MLCommonsError as exc:
+        if "(HTTP 404)" in str(exc):  # no model was ever registered: ml-commons' model index does not exist yet
+            return []
+        raise
+    return [h["_id"] for h in res.get("hits", {}).get("hits", [])]
 
 
 def deploy_model(client, model_id: str, timeout: float = 300.0) -> None:

@@ -5,7 +5,9 @@ Fields: `text` (analysed for Korean BM25 with the node's `nori` analyzer when it
 vector, for stats), `sparse` (`rank_features`), `extra` (stored, not indexed). Without nori, BM25
 runs on `text_morphemes`: Kiwi content morphemes joined by spaces, with a whitespace analyzer
 (the query is analysed the same way by the client). `_meta` holds the `IndexMeta` and which BM25
-field the index uses.
+field the index uses. An index whose documents the cluster encodes (`IndexMeta.server_encoding`) has the
+ingest pipeline as `index.default_pipeline` and, for a model that reads segmented text, the field the
+pipeline encodes (stored, not indexed).
 """
 
 from __future__ import annotations
@@ -43,8 +45,14 @@ def index_body(meta: IndexMeta, analyzer: str, *, shards: int = 1) -> dict[str, 
     }
     if analyzer == BM25_KIWI:
         properties[MORPHEMES_FIELD] = {"type": "text", "analyzer": "whitespace"}
+    settings: dict[str, Any] = {"number_of_shards": shards, "auto_expand_replicas": "0-1"}
+    server = meta.server_encoding
+    if server is not None:
+        settings["default_pipeline"] = server.pipeline  # every write is encoded by the cluster, whoever sends it
+        if server.source_field not in properties:
+            properties[server.source_field] = {"type": "text", "index": False}
     return {
-        "settings": {"index": {"number_of_shards": shards, "auto_expand_replicas": "0-1"}},
+        "settings": {"index": settings},
         "mappings": {
             "dynamic": "strict",
             "_meta": {"ksearch": meta.model_dump(), "bm25_analyzer": analyzer, "bm25_field": bm25_field(analyzer)},

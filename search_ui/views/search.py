@@ -6,11 +6,12 @@ import streamlit as st
 
 from retrieval.errors import RetrievalError
 from retrieval.settings import get_settings
-from search_ui.backend_choice import EMBEDDED, EMBEDDED_RANK_FEATURE_NOTE, available_backends, mode_label, modes_for
+from search_ui.backend_choice import (EMBEDDED, EMBEDDED_RANK_FEATURE_NOTE, SERVER, SERVER_ENCODING_NOTE, available_backends,
+                                     encoding_label, encodings_for, mode_label, modes_for)
 from search_ui.charts import query_tokens_chart
 from search_ui.html_render import legend_html
 from search_ui.query_analysis import kinds_by_token
-from search_ui.resources import AppError, searcher_or_error
+from search_ui.resources import AppError, backend_or_error, searcher_or_error
 from search_ui.sample_data import suggested_queries
 from search_ui.views.common import analyse_query, render_hit
 
@@ -39,10 +40,18 @@ def render() -> None:
     backends = available_backends(get_settings())
     c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
     backend = c1.selectbox("Backend", backends, key="search_backend")
-    modes = modes_for(backend)
+    try:
+        encodings = encodings_for(backend, backend_or_error(backend).meta)
+    except AppError as exc:
+        st.error(str(exc))
+        return
+    encoding = encodings[0]
+    if len(encodings) > 1:
+        encoding = c1.radio("Query encoded", encodings, format_func=encoding_label, key="search_encoding")
+    modes = modes_for(backend, encoding)
     mode = c2.radio("Mode", modes, format_func=mode_label, horizontal=True, key="search_mode")
     try:
-        searcher = searcher_or_error(backend)
+        searcher = searcher_or_error(backend, encoding)
     except AppError as exc:
         st.error(str(exc))
         return
@@ -55,6 +64,8 @@ def render() -> None:
     k = c4.number_input("k", min_value=1, max_value=50, value=10, step=1, key="search_k")
     if backend == EMBEDDED:
         st.caption(EMBEDDED_RANK_FEATURE_NOTE)
+    if encoding == SERVER:
+        st.caption(SERVER_ENCODING_NOTE)
     if not query:
         st.info("Type a query (Korean) and press Enter, or click a sample query.")
         return
@@ -66,13 +77,13 @@ def render() -> None:
     except RetrievalError as exc:
         st.error(str(exc))
         return
-    if result.notice:
+    if result.notice and result.encoding != SERVER:  # the server's notice is SERVER_ENCODING_NOTE, shown above
         st.caption(f"⚠️ {result.notice}")
     tokens = analyse_query(searcher.encoder, query, result.query_tokens)
     kinds = kinds_by_token(tokens)
     # The figures span the page: in a third of the analysis column a three-digit "105 ms" was cut to "105…".
     m1, m2, m3 = st.columns(3)
-    m1.metric("Encoding", format_ms(result.encode_ms))
+    m1.metric("Encoding", "in the search" if result.encoding == SERVER else format_ms(result.encode_ms))
     m2.metric("Search", format_ms(result.search_ms))
     m3.metric("Hits", len(result.hits))
     results_column, analysis_column = st.columns([3, 2], gap="large")
