@@ -82,12 +82,9 @@ def _open_searcher(index: str | None, backend: str, model: str | None):
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
-        enc = encoder_for_index(get_settings(), store.meta.model_id, model)
-    except (ModelNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-    try:
-        return Searcher(enc, store)
-    except RetrievalError as exc:
+        return Searcher(encoder_for_index(get_settings(), store.meta.model_id, model), store)
+    except (ModelNotFoundError, ValueError, RetrievalError) as exc:
+        store.close()
         _fail(str(exc))
 
 
@@ -188,10 +185,11 @@ def search(
     if mode not in ("sparse", "neural_sparse", "rank_feature", "bm25", "hybrid"):
         _fail(f"--mode must be sparse (or neural_sparse), rank_feature, bm25 or hybrid, not {mode!r}")
     searcher = _open_searcher(index, backend, model)
-    try:
-        result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
-    except RetrievalError as exc:
-        _fail(str(exc))
+    with searcher.backend:  # closed before printing (an OpenSearch index holds a client)
+        try:
+            result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
+        except RetrievalError as exc:
+            _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
@@ -271,10 +269,11 @@ def evaluate(
     if collection is not None:  # resumable: unchanged passages are skipped, a changed model re-encodes
         _run_ingest(own.corpus, backend, _index_name(index), model, quiet=True, summary=not as_json)
     searcher = _open_searcher(index, backend, model)
-    try:
-        result = evaluate_modes(searcher, judged, relevance, by_style=by_style, answer_spans=spans)
-    except (ValueError, RetrievalError) as exc:
-        _fail(str(exc))
+    with searcher.backend:
+        try:
+            result = evaluate_modes(searcher, judged, relevance, by_style=by_style, answer_spans=spans)
+        except (ValueError, RetrievalError) as exc:
+            _fail(str(exc))
     result.meta.update({"index": _index_name(index), "split": used_split})
     if run_out is not None:
         write_trec_runs(result.runs, run_out)

@@ -37,6 +37,7 @@ from retrieval.backends.opensearch_mapping import (
     BM25_KIWI,
     BM25_NORI,
     index_body,
+    morpheme_terms,
     passage_from_source,
 )
 from retrieval.errors import IndexFormatError, IndexNotFoundError, RetrievalError
@@ -302,7 +303,7 @@ class OpenSearchIndex(SearchBackend):
         if self.bm25_field != TEXT_FIELD:
             from retrieval.morphemes import content_morphemes
 
-            text = " ".join(content_morphemes(text))
+            text = morpheme_terms(content_morphemes(text))
         if not text.strip():
             return []
         domain = filters.domain if filters else None
