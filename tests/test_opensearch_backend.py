@@ -97,7 +97,9 @@ def test_mapping_alias_and_meta(both, conn, encoder):
     assert props["sparse"]["type"] == "rank_features"
     assert props["doc_id"]["type"] == props["domain"]["type"] == "keyword"
     assert props["chunk"]["type"] == "integer"
-    assert props["text"]["type"] == "text" and props["text"]["analyzer"] in ("nori", "standard")
+    nori = "analysis-nori" in {p["component"] for p in client.cat.plugins(format="json")}
+    assert props["text"]["type"] == "text" and props["text"]["analyzer"] == ("nori" if nori else "standard")
+    assert mapping["_meta"]["bm25_analyzer"] == ("nori" if nori else "kiwi") and ("text_morphemes" in props) is not nori
     meta = mapping["_meta"]["ksearch"]
     assert (meta["model_id"], meta["vocab_hash"], meta["format_version"]) == (encoder.model_id, encoder.vocab_hash, 1)
     assert meta["document_pruning"] == str(encoder.document_pruning)
