@@ -88,11 +88,13 @@ def _open_searcher(index: str | None, backend: str, model: str | None, encoding:
     try:
         enc = encoder_for_index(get_settings(), store.meta.model_id, model)
     except (ModelNotFoundError, ValueError) as exc:
+        store.close()
         _fail(str(exc))
     try:
         check_query_model(store, enc, query_model_id)
         return Searcher(enc, store, encoding=encoding)
     except RetrievalError as exc:
+        store.close()
         _fail(str(exc))
 
 
@@ -202,10 +204,11 @@ def search(
         _fail(f"--mode must be sparse (or neural_sparse), rank_feature, bm25 or hybrid, not {mode!r}")
     check_encoding_options(encoding, backend, model_id)
     searcher = _open_searcher(index, backend, model, encoding, model_id)
-    try:
-        result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
-    except RetrievalError as exc:
-        _fail(str(exc))
+    with searcher.backend:  # closed before printing (an OpenSearch index holds a client)
+        try:
+            result = searcher.search(query, mode, k, domain=domain, per_document=not passages)
+        except RetrievalError as exc:
+            _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return
@@ -286,10 +289,11 @@ def evaluate(
     if collection is not None:  # resumable: unchanged passages are skipped, a changed model re-encodes
         _run_ingest(own.corpus, backend, _index_name(index), model, quiet=True, summary=not as_json)
     searcher = _open_searcher(index, backend, model)
-    try:
-        result = evaluate_modes(searcher, judged, relevance, by_style=by_style, answer_spans=spans)
-    except (ValueError, RetrievalError) as exc:
-        _fail(str(exc))
+    with searcher.backend:
+        try:
+            result = evaluate_modes(searcher, judged, relevance, by_style=by_style, answer_spans=spans)
+        except (ValueError, RetrievalError) as exc:
+            _fail(str(exc))
     result.meta.update({"index": _index_name(index), "split": used_split})
     if run_out is not None:
         write_trec_runs(result.runs, run_out)

@@ -97,11 +97,14 @@ def test_mapping_alias_and_meta(both, conn, encoder):
     assert props["sparse"]["type"] == "rank_features"
     assert props["doc_id"]["type"] == props["domain"]["type"] == "keyword"
     assert props["chunk"]["type"] == "integer"
-    assert props["text"]["type"] == "text" and props["text"]["analyzer"] in ("nori", "standard")
+    nori = "analysis-nori" in {p["component"] for p in client.cat.plugins(format="json")}
+    assert props["text"]["type"] == "text" and props["text"]["analyzer"] == ("nori" if nori else "standard")
+    assert mapping["_meta"]["bm25_analyzer"] == ("nori" if nori else "kiwi") and ("text_morphemes" in props) is not nori
     meta = mapping["_meta"]["ksearch"]
     assert (meta["model_id"], meta["vocab_hash"], meta["format_version"]) == (encoder.model_id, encoder.vocab_hash, 1)
     assert meta["document_pruning"] == str(encoder.document_pruning)
-    assert OpenSearchIndex.open(name, conn=conn).meta.vocab_hash == encoder.vocab_hash
+    with OpenSearchIndex.open(name, conn=conn) as reopened:
+        assert reopened.meta.vocab_hash == encoder.vocab_hash
 
 
 def test_ingest_resume_skips_everything_without_duplicates(both, encoder):
@@ -193,12 +196,12 @@ def test_rejected_passages_go_to_the_dead_letter_file(small):
 
 def test_vocabulary_guard_names_both_models(both, conn, tiny_model_dirs):
     other = SparseEncoder.load(tiny_model_dirs["roberta"])
-    store = OpenSearchIndex.open(both["name"], conn=conn)
-    with pytest.raises(VocabularyMismatchError) as err:
-        Searcher(other, store)
-    assert store.meta.model_id in str(err.value) and other.model_id in str(err.value)
-    with pytest.raises(VocabularyMismatchError):
-        ingest_path(both["corpus"], store, other, progress=False)
+    with OpenSearchIndex.open(both["name"], conn=conn) as store:
+        with pytest.raises(VocabularyMismatchError) as err:
+            Searcher(other, store)
+        assert store.meta.model_id in str(err.value) and other.model_id in str(err.value)
+        with pytest.raises(VocabularyMismatchError):
+            ingest_path(both["corpus"], store, other, progress=False)
 
 
 def test_kiwi_morphemes_when_nori_is_not_used(conn, encoder, tmp_path):
@@ -221,14 +224,15 @@ def test_rebuild_swaps_the_alias_at_the_end(small, conn, encoder):
     small.add([_passage("OLD#0")], [{"보증금": 1.0}])
     small.finish_writes()
     old = small.concrete
-    rebuilt = OpenSearchIndex.open_or_create(small.name, small.meta, conn=conn, rebuild=True)
-    assert rebuilt.concrete != old and rebuilt.content_hashes() == {}
-    rebuilt.add([_passage("NEW#0"), _passage("NEW2#0")], [{"보증금": 1.0}, {"반환": 1.0}])
-    rebuilt.client.indices.refresh(index=rebuilt.concrete)
-    assert OpenSearchIndex.open(small.name, conn=conn).count() == 1  # searches still see the old index
-    rebuilt.finish_writes()
-    reopened = OpenSearchIndex.open(small.name, conn=conn)
-    assert reopened.concrete == rebuilt.concrete and reopened.count() == 2
+    with OpenSearchIndex.open_or_create(small.name, small.meta, conn=conn, rebuild=True) as rebuilt:
+        assert rebuilt.concrete != old and rebuilt.content_hashes() == {}
+        rebuilt.add([_passage("NEW#0"), _passage("NEW2#0")], [{"보증금": 1.0}, {"반환": 1.0}])
+        rebuilt.client.indices.refresh(index=rebuilt.concrete)
+        with OpenSearchIndex.open(small.name, conn=conn) as reader:
+            assert reader.count() == 1  # searches still see the old index
+        rebuilt.finish_writes()
+    with OpenSearchIndex.open(small.name, conn=conn) as reopened:
+        assert reopened.concrete == rebuilt.concrete and reopened.count() == 2
     assert not small.client.indices.exists(index=old)
     small.concrete = rebuilt.concrete  # so the fixture deletes the new one
 
@@ -278,5 +282,6 @@ def test_cli_ingest_search_eval_on_opensearch(tmp_path, monkeypatch, opensearch_
         missing = runner.invoke(app, ["search", "보증금", "--backend", "opensearch", "--index", _name("none")])
         assert missing.exit_code == 2 and "does not exist" in missing.output
     finally:
-        OpenSearchIndex.open(name, conn=OpenSearchConnection(url=opensearch_url)).delete_index()
+        with OpenSearchIndex.open(name, conn=OpenSearchConnection(url=opensearch_url)) as created:
+            created.delete_index()
         get_settings.cache_clear()

@@ -12,7 +12,7 @@ import pytest
 from encoder import SparseEncoder
 from ingest import ingest_path
 from retrieval.backends.opensearch import OpenSearchIndex
-from retrieval.backends.opensearch_connection import OpenSearchConnection, OpenSearchUnavailableError
+from retrieval.backends.opensearch_connection import OpenSearchConnection, OpenSearchRefusedError
 from retrieval.index_meta import IndexMeta
 from secure_opensearch import TEST_USER, SecureOpenSearch
 from private_opensearch import free_port
@@ -70,13 +70,13 @@ def test_wrong_password_and_missing_ca_are_clear_errors_without_credentials(secu
     url, node = secure_node
     caplog.set_level(logging.DEBUG)
     wrong = f"{PASSWORD}-wrong"
-    with pytest.raises(OpenSearchUnavailableError, match=r"refused the credentials \(HTTP 401\)") as err:
+    with pytest.raises(OpenSearchRefusedError, match=r"refused the credentials \(HTTP 401\)") as err:
         OpenSearchIndex.open("anything", conn=OpenSearchConnection(url=url, user=TEST_USER, password=wrong,
                                                                    ca_file=node.ca_file, timeout=10))
-    with pytest.raises(OpenSearchUnavailableError, match="TLS verification failed.*KSEARCH_OPENSEARCH_CA_FILE") as tls:
+    with pytest.raises(OpenSearchRefusedError, match="TLS verification failed.*KSEARCH_OPENSEARCH_CA_FILE") as tls:
         OpenSearchIndex.open("anything", conn=OpenSearchConnection(url=url, user=TEST_USER, password=PASSWORD, timeout=10))
     embedded = f"https://{TEST_USER}:{wrong}@{url.removeprefix('https://')}"
-    with pytest.raises(OpenSearchUnavailableError, match="HTTP 401") as in_url:
+    with pytest.raises(OpenSearchRefusedError, match="HTTP 401") as in_url:
         OpenSearchIndex.open("anything", conn=OpenSearchConnection(url=embedded, ca_file=node.ca_file, timeout=10))
     shown = "\n".join([str(err.value), str(tls.value), str(in_url.value), caplog.text,
                        *(str(r.args) for r in caplog.records)])

@@ -108,26 +108,50 @@ def test_nori_analyzer(opensearch_client) -> None:
     assert tokens[0] == "한자" and "30000000" in tokens, tokens
 
 
-def test_cli_status_reports_the_node(opensearch_url) -> None:
-    """`status` prints the managed node's URL; a node given by KSEARCH_OPENSEARCH_URL is never claimed as managed."""
+def _managed_node_url(opensearch_url: str) -> str:
+    """The test node's URL when `ksearch opensearch start` runs it (always in CI); a node only named by
+    KSEARCH_OPENSEARCH_URL (e.g. Docker) is not managed, so there is nothing to check outside CI."""
+    if os.environ.get("KSEARCH_OPENSEARCH_URL") and os.environ.get("CI", "").lower() != "true":
+        pytest.skip("the test node is KSEARCH_OPENSEARCH_URL's, not one `ksearch opensearch start` runs")
+    return opensearch_url
+
+
+def test_cli_status_reports_the_managed_node(opensearch_url) -> None:
     from typer.testing import CliRunner
 
     from ksearch.opensearch_cli import opensearch_app
 
+    url = _managed_node_url(opensearch_url)
     result = CliRunner().invoke(opensearch_app, ["status"])
-    if os.environ.get("KSEARCH_OPENSEARCH_URL"):
-        assert result.exit_code in (0, 1), result.output  # a managed node may or may not run beside it
-        return
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == opensearch_url
+    assert result.output.strip() == url
 
 
-def test_settings_find_the_node_without_its_url(opensearch_url) -> None:
-    """Unless KSEARCH_OPENSEARCH_URL names a node, the settings point at the one `ksearch opensearch start` runs."""
+def test_cli_status_never_claims_a_node_it_does_not_run(opensearch_url, tmp_path, monkeypatch) -> None:
+    """A running node named by KSEARCH_OPENSEARCH_URL is not `ksearch opensearch start`'s: status says so (exit 1)."""
+    from typer.testing import CliRunner
+
+    from ksearch.opensearch_cli import opensearch_app
+
+    monkeypatch.setenv("KSEARCH_OPENSEARCH_URL", opensearch_url)  # answers
+    monkeypatch.setenv("KSEARCH_CACHE_DIR", str(tmp_path / "no-node"))  # no node was started from here
+    result = CliRunner().invoke(opensearch_app, ["status"])
+    assert result.exit_code == 1 and result.output.strip() == "not running", result.output
+
+
+def test_settings_find_the_managed_node_without_its_url(opensearch_url, monkeypatch, tmp_path) -> None:
+    """Without KSEARCH_OPENSEARCH_URL the settings point at the node `ksearch opensearch start` runs."""
     from retrieval.settings import Settings
 
-    explicit = os.environ.get("KSEARCH_OPENSEARCH_URL")
-    if explicit:
-        assert Settings().opensearch_url == explicit  # an explicit URL always wins
-        return
-    assert Settings().opensearch_url == opensearch_url
+    url = _managed_node_url(opensearch_url)
+    monkeypatch.delenv("KSEARCH_OPENSEARCH_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    assert Settings().opensearch_url == url
+
+
+def test_an_explicit_url_wins_over_the_managed_node(opensearch_url, monkeypatch, tmp_path) -> None:
+    from retrieval.settings import Settings
+
+    monkeypatch.setenv("KSEARCH_OPENSEARCH_URL", "http://opensearch.example:9200")
+    monkeypatch.chdir(tmp_path)
+    assert Settings().opensearch_url == "http://opensearch.example:9200"

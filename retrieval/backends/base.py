@@ -34,6 +34,7 @@ class IndexStats:
     avg_nonzero_weights: float  # mean number of non-zero weights per passage vector
     documents_by_domain: dict[str, int] = field(default_factory=dict)  # domain ("" when none) -> documents
     passages_by_domain: dict[str, int] = field(default_factory=dict)  # domain ("" when none) -> passages
+    documents_approximate: bool = False  # True when the document counts are estimates (a very large OpenSearch index)
 
 
 @dataclass(frozen=True)

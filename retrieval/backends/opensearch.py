@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,10 +25,11 @@ from typing import Any
 
 from retrieval.backends.base import IndexStats, RejectedWrite, SearchBackend, SearchFilters
 from retrieval.backends.config import BackendConfig
-from retrieval.backends.opensearch_bulk import BulkWriter
+from retrieval.backends.opensearch_bulk import BulkWriter, delete_passages
+from retrieval.backends.opensearch_stats import index_stats
 from retrieval.backends.opensearch_connection import (
+    OpenSearchBadRequestError,
     OpenSearchConnection,
-    OpenSearchUnavailableError,
     missing_index_message,
     translated_errors,
 )
@@ -37,6 +37,7 @@ from retrieval.backends.opensearch_mapping import (
     BM25_KIWI,
     BM25_NORI,
     index_body,
+    morpheme_terms,
     passage_from_source,
 )
 from retrieval.errors import IndexFormatError, IndexNotFoundError, RetrievalError
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 ANALYZERS = ("auto", BM25_NORI, BM25_KIWI)
 MGET_CHUNK = 500
-COMPOSITE_PAGE = 1000
 
 
 def _timestamp() -> str:
@@ -81,11 +81,21 @@ class OpenSearchIndex(SearchBackend):
         self.dead_letter_file: Path | None = None  # where the rejected passages of the last writes were written
 
     # ---------------------------------------------------------------- opening
+    # Each opened index owns one client (closed by `close()` or the `with` block); an `open` or `open_or_create`
+    # that fails closes the client it made.
     @classmethod
     def open(cls, name: str, *, conn: OpenSearchConnection, dead_letter_dir: Path | None = None) -> "OpenSearchIndex":
         """Open the index behind alias `name` (`IndexNotFoundError` when there is none)."""
         _check_name(name)
         client = conn.client()
+        try:
+            return cls._open_with(client, conn, name, dead_letter_dir)
+        except BaseException:
+            client.close()
+            raise
+
+    @classmethod
+    def _open_with(cls, client, conn: OpenSearchConnection, name: str, dead_letter_dir: Path | None) -> "OpenSearchIndex":
         concrete = cls._alias_target(client, conn, name)
         if concrete is None:
             raise IndexNotFoundError(missing_index_message(name, conn.url))
@@ -110,9 +120,18 @@ class OpenSearchIndex(SearchBackend):
         if analyzer not in ANALYZERS:
             raise ValueError(f"BM25 analyzer must be one of {', '.join(ANALYZERS)}, not {analyzer!r}")
         client = conn.client()
+        try:
+            return cls._open_or_create_with(client, conn, name, meta, rebuild, analyzer, dead_letter_dir)
+        except BaseException:
+            client.close()
+            raise
+
+    @classmethod
+    def _open_or_create_with(cls, client, conn: OpenSearchConnection, name: str, meta: IndexMeta, rebuild: bool,
+                             analyzer: str, dead_letter_dir: Path | None) -> "OpenSearchIndex":
         current = cls._alias_target(client, conn, name)
         if current is not None and not rebuild:
-            return cls.open(name, conn=conn, dead_letter_dir=dead_letter_dir)
+            return cls._open_with(client, conn, name, dead_letter_dir)
         with translated_errors(conn, f"checking index {name!r}"):
             if current is None and client.indices.exists(index=name):
                 raise RetrievalError(f"OpenSearch has a concrete index named {name!r} (not an alias); ksearch keeps "
@@ -126,11 +145,10 @@ class OpenSearchIndex(SearchBackend):
             if current is None:
                 client.indices.update_aliases(body={"actions": [{"add": {"index": concrete, "alias": name}}]})
         log.info("created OpenSearch index %s (alias %s, BM25 analyzer %s)", concrete, name, analyzer)
-        created = cls(conn, name, concrete, meta.model_copy(update={"name": name}),
-                      body["mappings"]["_meta"]["bm25_field"], client=client,
-                      rebuild_of=cls._alias_indices(client, conn, name) if current is not None else None,
-                      dead_letter_dir=dead_letter_dir)
-        return created
+        return cls(conn, name, concrete, meta.model_copy(update={"name": name}),
+                   body["mappings"]["_meta"]["bm25_field"], client=client,
+                   rebuild_of=cls._alias_indices(client, conn, name) if current is not None else None,
+                   dead_letter_dir=dead_letter_dir)
 
     @staticmethod
     def _alias_indices(client, conn: OpenSearchConnection, name: str) -> list[str]:
@@ -188,17 +206,9 @@ class OpenSearchIndex(SearchBackend):
         return list(self._rejected)
 
     def delete(self, passage_ids: Iterable[str]) -> int:
-        """Delete passages by id; return how many were stored."""
-        from opensearchpy.helpers import streaming_bulk
-
+        """Delete passages by id; return how many were stored (failures raise: see `opensearch_bulk.delete_passages`)."""
         self._drain()
-        actions = ({"_op_type": "delete", "_index": self.concrete, "_id": pid} for pid in passage_ids)
-        deleted = 0
-        with self._errors(f"deleting from {self.concrete!r}"):
-            for ok, item in streaming_bulk(self.client, actions, raise_on_error=False, max_retries=3):
-                deleted += ok and item["delete"].get("result") == "deleted"
-            self.client.indices.refresh(index=self.concrete)
-        return deleted
+        return delete_passages(self.client, self.conn, self.concrete, passage_ids, alias=self.name)
 
     def finish_writes(self, *, progress: bool = False) -> None:
         """Wait for queued writes, refresh, and (rebuild) swap the alias to the new index atomically (`progress`: unused)."""
@@ -293,45 +303,18 @@ class OpenSearchIndex(SearchBackend):
         if self.bm25_field != TEXT_FIELD:
             from retrieval.morphemes import content_morphemes
 
-            text = " ".join(content_morphemes(text))
+            text = morpheme_terms(content_morphemes(text))
         if not text.strip():
             return []
         domain = filters.domain if filters else None
         return self._run_search(bm25_body(text, size=k, domain=domain, field=self.bm25_field), per_document, offset,
                                 f"searching {self.name!r} (BM25)")
 
-    def _composite(self, sources: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-        after = None
-        while True:
-            agg: dict[str, Any] = {"size": COMPOSITE_PAGE, "sources": sources}
-            if after is not None:
-                agg["after"] = after
-            res = self.client.search(index=self.concrete, body={"size": 0, "aggs": {"c": {"composite": agg}}})
-            buckets = res["aggregations"]["c"]["buckets"]
-            yield from buckets
-            after = res["aggregations"]["c"].get("after_key")
-            if not buckets or after is None:
-                return
-
     def stats(self) -> IndexStats:
-        """Passages, documents (exact, by composite aggregation), by domain, and mean non-zero weights."""
+        """Passages, documents, by domain, and mean non-zero weights (documents exact up to
+        `opensearch_stats.EXACT_DOCUMENTS_UP_TO`, estimated above it: `documents_approximate`)."""
         with self._errors(f"reading the stats of {self.name!r}"):
-            res = self.client.search(index=self.concrete, body={
-                "size": 0, "track_total_hits": True,
-                "aggs": {"nnz": {"avg": {"field": "nnz"}},
-                         "domains": {"terms": {"field": "domain", "size": 1000, "missing": ""}}}})
-            passages = int(res["hits"]["total"]["value"])
-            passages_by_domain = {b["key"]: int(b["doc_count"]) for b in res["aggregations"]["domains"]["buckets"]}
-            documents_by_domain: Counter[str] = Counter()
-            documents = set()
-            for bucket in self._composite([{"doc": {"terms": {"field": "doc_id"}}},
-                                           {"domain": {"terms": {"field": "domain", "missing_bucket": True}}}]):
-                documents_by_domain[bucket["key"]["domain"] or ""] += 1
-                documents.add(bucket["key"]["doc"])
-        nnz = res["aggregations"]["nnz"]["value"] or 0.0
-        return IndexStats(passages=passages, documents=len(documents), avg_nonzero_weights=float(nnz),
-                          documents_by_domain=dict(sorted(documents_by_domain.items())),
-                          passages_by_domain=dict(sorted(passages_by_domain.items())))
+            return index_stats(self.client, self.concrete)
 
     def delete_index(self) -> None:
         """Delete the alias and every concrete index behind it (tests, `--rebuild` leftovers)."""
@@ -342,16 +325,10 @@ class OpenSearchIndex(SearchBackend):
 
 
 def has_nori(client, conn: OpenSearchConnection) -> bool:
-    """True when the node has the `nori` analyzer (analysis-nori)."""
-    from opensearchpy import exceptions as ex
-
+    """True when the node has the `nori` analyzer (analysis-nori); a node without it answers HTTP 400."""
     try:
         with translated_errors(conn, "checking for the nori analyzer"):
             client.indices.analyze(body={"analyzer": "nori", "text": "보증금"})
-    except OpenSearchUnavailableError as exc:
-        if "HTTP 400" in str(exc):
-            return False
-        raise
-    except ex.RequestError:
+    except OpenSearchBadRequestError:
         return False
     return True

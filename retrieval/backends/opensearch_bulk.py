@@ -1,4 +1,4 @@
-"""`BulkWriter`: indexes batches of passages with `streaming_bulk` on a background thread.
+"""`BulkWriter`: indexes batches of passages with `streaming_bulk` on a background thread; `delete_passages`.
 
 `submit` hands a batch to the thread and returns at once, so the ingest worker encodes the next
 batch while this one is indexed (a queue of two batches bounds memory). Vectors that cannot be stored
@@ -6,6 +6,9 @@ batch while this one is indexed (a queue of two batches bounds memory). Vectors 
 sending; they and per-document failures (`raise_on_error=False`) become `RejectedWrite`s, appended to a
 dead-letter JSONL file. A transport failure (node down) stops the thread and is raised by the next
 `submit` or `drain`.
+
+`delete_passages` deletes by id in bulk and raises what OpenSearch refused (a missing index, a blocked
+index, an overloaded node) instead of dropping it; an id that was not stored is not a failure.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from retrieval.backends.base import RejectedWrite
+from retrieval.backends.opensearch_connection import OpenSearchConnection, http_error, translated_errors
 from retrieval.backends.opensearch_mapping import passage_source
 from retrieval.backends.vector_check import vector_problem
 from retrieval.passage import Passage
@@ -120,3 +124,38 @@ class BulkWriter:
                   "reason": rejected.reason, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         with self.dead_letter_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+DELETE_MAX_RETRIES = 3  # retries of an id answered HTTP 429
+SHOWN_FAILURES = 5  # failed ids named in an error message
+
+
+def delete_passages(client, conn: OpenSearchConnection, index: str, passage_ids: Iterable[str], *,
+                    alias: str | None = None) -> int:
+    """Delete passages by id from the concrete `index` (of alias `alias`), refresh, and return how many were stored.
+
+    Ids that were not stored count as nothing. Anything else OpenSearch refused raises, after the refresh, the
+    error its status calls for: `IndexNotFoundError` (the index is gone), `OpenSearchRefusedError` (403: a
+    read-only or blocked index, permissions), `OpenSearchUnavailableError` (429, 5xx, unreachable: retry),
+    `OpenSearchBadRequestError` (400); the message says how many were deleted before and which ids failed.
+    """
+    from opensearchpy.helpers import streaming_bulk
+
+    name = alias or index
+    actions = ({"_op_type": "delete", "_index": index, "_id": pid} for pid in passage_ids)
+    deleted, failed = 0, []
+    with translated_errors(conn, f"deleting passages from {name!r}", name):
+        for ok, item in streaming_bulk(client, actions, raise_on_error=False, max_retries=DELETE_MAX_RETRIES):
+            result = item["delete"]
+            if ok:
+                deleted += result.get("result") == "deleted"
+            elif not (result.get("status") == 404 and result.get("result") == "not_found"):
+                failed.append(result)
+        if deleted or not failed:
+            client.indices.refresh(index=index)
+    if not failed:
+        return deleted
+    first = failed[0]
+    ids = ", ".join(repr(r.get("_id")) for r in failed[:SHOWN_FAILURES]) + (" ..." if len(failed) > SHOWN_FAILURES else "")
+    what = (f"deleting {len(failed)} passage(s) from {name!r} ({deleted} other(s) deleted; failed ids: {ids})")
+    raise http_error(conn, what, first.get("status"), first.get("error"), name)

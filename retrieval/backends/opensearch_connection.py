@@ -6,6 +6,7 @@ Credentials never appear in messages or logs: URLs are shown without their `user
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,37 @@ from urllib.parse import urlsplit, urlunsplit
 from retrieval.errors import IndexNotFoundError, RetrievalError
 
 
-class OpenSearchUnavailableError(RetrievalError):
-    """OpenSearch cannot be reached, refuses the credentials, or fails a request."""
+class OpenSearchError(RetrievalError):
+    """OpenSearch failed a request; `retryable` says whether the same request may succeed later, `status` is the HTTP
+    status (None when there was no answer)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OpenSearchUnavailableError(OpenSearchError):
+    """OpenSearch cannot be reached, did not answer in time, or is overloaded (HTTP 429, 5xx): retry later."""
+
+    retryable = True
+
+
+class OpenSearchBadRequestError(OpenSearchError):
+    """OpenSearch refused a request as malformed (HTTP 400): bad input or a ksearch bug; retrying cannot help.
+
+    `error_type` and `reason` are OpenSearch's; `field` the field (or query, setting) it named, when it named one.
+    """
+
+    def __init__(self, message: str, *, error_type: str, reason: str, field: str | None) -> None:
+        super().__init__(message, status=400)
+        self.error_type, self.reason, self.field = error_type, reason, field
+
+
+class OpenSearchRefusedError(OpenSearchError):
+    """OpenSearch (or its TLS certificate) refused us: credentials (401), permissions (403), a blocked index, or
+    another 4xx answer; retrying cannot help until the settings or the cluster change."""
 
 
 @dataclass(frozen=True)
@@ -72,39 +102,64 @@ HOW_TO_START = ("start one with `ksearch opensearch start` (found without furthe
 
 @contextlib.contextmanager
 def translated_errors(conn: OpenSearchConnection, what: str, index: str | None = None) -> Iterator[None]:
-    """Re-raise opensearch-py failures of `what` as `RetrievalError`s that say what to do (no credentials)."""
+    """Re-raise opensearch-py failures of `what` as `RetrievalError`s that say what to do (no credentials).
+
+    Unreachable, timed out, 429 and 5xx: `OpenSearchUnavailableError` (retryable). 400: `OpenSearchBadRequestError`
+    naming OpenSearch's reason and field. A missing `index`: `IndexNotFoundError`. TLS, 401, 403 and other 4xx:
+    `OpenSearchRefusedError`.
+    """
     from opensearchpy import exceptions as ex
 
     url = conn.safe_url
     try:
         yield
     except ex.SSLError as exc:
-        raise OpenSearchUnavailableError(
+        raise OpenSearchRefusedError(
             f"OpenSearch at {url}: TLS verification failed while {what} ({type(exc).__name__}); set "
             f"KSEARCH_OPENSEARCH_CA_FILE to the cluster's CA certificate (or KSEARCH_OPENSEARCH_VERIFY_CERTS=false "
             f"for a local test node)") from None
     except ex.ConnectionTimeout:
         raise OpenSearchUnavailableError(
             f"OpenSearch at {url} did not answer within {conn.timeout:g} s while {what}; check that it is healthy "
-            f"or raise KSEARCH_OPENSEARCH_TIMEOUT") from None
+            f"or raise KSEARCH_OPENSEARCH_TIMEOUT (retrying later may work)") from None
     except ex.ConnectionError:
         raise OpenSearchUnavailableError(
             f"OpenSearch at {url} is not reachable (connection refused or host unknown) while {what}: "
             f"{HOW_TO_START}") from None
-    except ex.AuthenticationException:
-        raise OpenSearchUnavailableError(
-            f"OpenSearch at {url} refused the credentials (HTTP 401) while {what}: set KSEARCH_OPENSEARCH_USER and "
-            f"KSEARCH_OPENSEARCH_PASSWORD") from None
-    except ex.AuthorizationException:
-        raise OpenSearchUnavailableError(
-            f"OpenSearch at {url}: user {conn.user!r} may not do this (HTTP 403) while {what}") from None
-    except ex.NotFoundError as exc:
-        if index is not None and "index_not_found" in str(getattr(exc, "error", "")):
-            raise IndexNotFoundError(missing_index_message(index, url)) from None
-        raise OpenSearchUnavailableError(f"OpenSearch at {url}: not found while {what}: {_reason(exc)}") from None
     except ex.TransportError as exc:
-        raise OpenSearchUnavailableError(
-            f"OpenSearch at {url} failed while {what} (HTTP {exc.status_code}): {_reason(exc)}") from None
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        raise http_error(conn, what, status, _error_of(exc), index) from None
+
+
+def http_error(conn: OpenSearchConnection, what: str, status: int | None, error: dict | str | None,
+               index: str | None = None) -> RetrievalError:
+    """The error for an HTTP failure `status` with OpenSearch's `error` object (of a response, or of one bulk item)."""
+    url = conn.safe_url
+    error_type, reason = _type_and_reason(error)
+    if status == 400:
+        named = named_field(error)
+        return OpenSearchBadRequestError(
+            f"OpenSearch at {url} refused the request as malformed (HTTP 400) while {what}: {error_type}: {reason}"
+            + (f" [{named[0]}: {named[1]}]" if named else "")
+            + ". Retrying will not help: the input is invalid or ksearch built a wrong request (please report it "
+              "with this message)", error_type=error_type, reason=reason,
+            field=named[1] if named else None)
+    if status == 404 and error_type == "index_not_found_exception" and index is not None:
+        return IndexNotFoundError(missing_index_message(index, url))
+    if status == 401:
+        return OpenSearchRefusedError(
+            f"OpenSearch at {url} refused the credentials (HTTP 401) while {what}: set KSEARCH_OPENSEARCH_USER and "
+            f"KSEARCH_OPENSEARCH_PASSWORD", status=status)
+    if status == 403:
+        return OpenSearchRefusedError(
+            f"OpenSearch at {url} refused (HTTP 403) while {what}: {error_type}: {reason} (user {conn.user!r} may not "
+            f"do this, or the index is blocked, e.g. read-only)", status=status)
+    if status == 429 or (status is not None and status >= 500):
+        return OpenSearchUnavailableError(
+            f"OpenSearch at {url} could not serve the request (HTTP {status}) while {what}: {error_type}: {reason}; "
+            f"it is overloaded or not ready: retry later", status=status)
+    return OpenSearchRefusedError(f"OpenSearch at {url} refused the request (HTTP {status}) while {what}: "
+                                  f"{error_type}: {reason}", status=status)
 
 
 def missing_index_message(index: str, url: str) -> str:
@@ -114,11 +169,53 @@ def missing_index_message(index: str, url: str) -> str:
             f"--backend opensearch`)")
 
 
-def _reason(exc) -> str:
+def _error_of(exc) -> dict | str | None:
+    """OpenSearch's `error` object of a failed response (a string for some errors, None when it sent none)."""
     info = getattr(exc, "info", None)
-    if isinstance(info, dict):
-        err = info.get("error")
-        if isinstance(err, dict):
-            root = (err.get("root_cause") or [err])[0]
-            return f"{root.get('type', '')}: {root.get('reason', '')}"[:500]
-    return str(getattr(exc, "error", exc))[:500]
+    if isinstance(info, dict) and "error" in info:
+        return info["error"]
+    return str(getattr(exc, "error", "") or "") or None
+
+
+def _chain(error: dict | str | None) -> list[dict]:
+    """The error, its first root cause and its `caused_by` chain (each an object with `type` and `reason`)."""
+    if not isinstance(error, dict):
+        return []
+    found, todo = [], [*(error.get("root_cause") or [])[:1], error]
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, dict) and item not in found:
+            found.append(item)
+            todo.append(item.get("caused_by"))
+    return found
+
+
+def _type_and_reason(error: dict | str | None) -> tuple[str, str]:
+    """OpenSearch's error type and reason (the root cause's, with what caused it), at most 500 characters."""
+    chain = _chain(error)
+    if not chain:
+        return "error", (str(error) if error else "no reason given")[:500]
+    error_type = str(chain[0].get("type", "error"))
+    reasons = list(dict.fromkeys(str(e.get("reason", "")) for e in chain if e.get("reason")))
+    return error_type, "; ".join(reasons)[:500] or "no reason given"
+
+
+_NAMED = (  # what a 400 error's reason names, and what kind of thing it is
+    ("field", re.compile(r"on field \[?([^\]\s,;]+)\]?")),  # rank_features: "... for feature a on field sparse ..."
+    ("field", re.compile(r"(?:failed to parse field|unknown field|dynamic introduction of|\bfield) \[([^\]]+)\]")),
+    ("query", re.compile(r"unknown query \[([^\]]+)\]")),
+    ("query option", re.compile(r"^\[([^\]]+)\] query does not support \[([^\]]+)\]")),
+    ("setting", re.compile(r"changing the \[([^\]]+)\] index level setting")),
+)
+
+
+def named_field(error: dict | str | None) -> tuple[str, str] | None:
+    """(kind, name) of what a 400 error names: ("field", "sparse"), ("query", "bogus"), ("setting",
+    "index.max_result_window"); None when its reason names nothing we recognise."""
+    for item in _chain(error):
+        reason = str(item.get("reason", ""))
+        for kind, pattern in _NAMED:
+            match = pattern.search(reason)
+            if match:
+                return kind, ".".join(match.groups())
+    return None

@@ -4,7 +4,7 @@ Fields: `text` (analysed for Korean BM25 with the node's `nori` analyzer when it
 `domain` / `doc_id` / `content_hash` keywords, `chunk` integer, `nnz` (non-zero weights of the
 vector, for stats), `sparse` (`rank_features`), `extra` (stored, not indexed). Without nori, BM25
 runs on `text_morphemes`: Kiwi content morphemes joined by spaces, with a whitespace analyzer
-(the query is analysed the same way by the client). `_meta` holds the `IndexMeta` and which BM25
+(the query is analysed the same way by the client; `morpheme_terms`). `_meta` holds the `IndexMeta` and which BM25
 field the index uses. An index whose documents the cluster encodes (`IndexMeta.server_encoding`) has the
 ingest pipeline as `index.default_pipeline` and, for a model that reads segmented text, the field the
 pipeline encodes (stored, not indexed).
@@ -61,6 +61,15 @@ def index_body(meta: IndexMeta, analyzer: str, *, shards: int = 1) -> dict[str, 
     }
 
 
+def morpheme_terms(morphemes: list[str]) -> str:
+    """Content morphemes as the whitespace-separated terms of `text_morphemes` (and of a BM25 query on it).
+
+    Kiwi can return a morpheme holding a space (a multi-word entry such as "손목터널 증후군"); its spaces become
+    "_" so it stays one term, as it is for the embedded index's BM25, and lengths and statistics agree.
+    """
+    return " ".join("_".join(m.split()) for m in morphemes)
+
+
 def chunk_number(passage: Passage) -> int:
     """N of a passage id `DOCID#N` (0 when it has no number)."""
     tail = passage.id.rsplit("#", 1)[-1]
@@ -75,7 +84,7 @@ def passage_source(passage: Passage, vector: Mapping[str, float], morphemes: lis
         SPARSE_FIELD: {name: float(weight) for name, weight in vector.items()}, "extra": dict(passage.extra),
     }
     if morphemes is not None:
-        source[MORPHEMES_FIELD] = " ".join(morphemes)
+        source[MORPHEMES_FIELD] = morpheme_terms(morphemes)
     return source
 
 

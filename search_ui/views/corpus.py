@@ -24,7 +24,7 @@ def render_stats() -> None:
         st.warning(str(exc))
         return
     c1, c2, c3 = st.columns(3)
-    c1.metric("Documents", f"{stats.documents:,}")
+    c1.metric("Documents", ("≈ " if stats.documents_approximate else "") + f"{stats.documents:,}")
     c2.metric("Passages", f"{stats.passages:,}")
     c3.metric("Non-zero weights per passage", f"{stats.avg_nonzero_weights:.1f}")
     rows = [{"domain": d or "(none)", "documents": n, "passages": stats.passages_by_domain.get(d, 0)}
