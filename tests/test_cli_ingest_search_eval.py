@@ -16,27 +16,14 @@ from typer.testing import CliRunner
 
 from ksearch.cli import app
 from retrieval.backends import EmbeddedIndex
-from tiny_models import KOREAN_SENTENCES
+from cli_runs import invoke_ok, write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def _corpus(path: Path, n: int) -> Path:
-    rows = [{"id": f"D{i:03d}", "domain": "legal" if i % 2 else "medical", "title": f"문서 {i}",
-             "text": f"{KOREAN_SENTENCES[i % len(KOREAN_SENTENCES)]} 번호 {i}"} for i in range(n)]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def _invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def test_sigkill_then_resume_equals_clean_run(tmp_path, home, tiny_model_dir):
-    corpus = _corpus(tmp_path / "c.jsonl", 150)
+    corpus = write_corpus(tmp_path / "c.jsonl", 150)
     index_dir = home / "sample"
     env = {**os.environ, "KSEARCH_HOME": str(home), "KSEARCH_WRITE_BATCH": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ksearch.cli", "ingest", str(corpus), "--model", str(tiny_model_dir), "-q"],
@@ -54,9 +41,9 @@ def test_sigkill_then_resume_equals_clean_run(tmp_path, home, tiny_model_dir):
     partial = EmbeddedIndex.open(index_dir).count()
     assert 2 <= partial < 150, "the kill should land part way through the run"
 
-    out = _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
+    out = invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
     assert f"written {150 - partial}, skipped (unchanged) {partial}" in out
-    _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "clean")
+    invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "clean")
     resumed, clean = EmbeddedIndex.open(index_dir), EmbeddedIndex.open(home / "clean")
     assert resumed.content_hashes() == clean.content_hashes()
     assert resumed.count() == 150 == len(set(resumed.content_hashes()))
@@ -69,12 +56,12 @@ def test_sigkill_then_resume_equals_clean_run(tmp_path, home, tiny_model_dir):
 
 
 def test_search_json_and_errors(tmp_path, home, tiny_model_dir):
-    corpus = _corpus(tmp_path / "c.jsonl", 12)
+    corpus = write_corpus(tmp_path / "c.jsonl", 12)
     result = runner.invoke(app, ["search", "보증금", "--model", str(tiny_model_dir)])
     assert result.exit_code == 2 and "ksearch ingest" in result.output
-    _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
+    invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
     for mode in ("sparse", "bm25", "hybrid"):
-        payload = json.loads(_invoke("search", "전세 보증금 못 받으면", "--mode", mode, "--json", "-k", "3", "--domain", "legal"))
+        payload = json.loads(invoke_ok("search", "전세 보증금 못 받으면", "--mode", mode, "--json", "-k", "3", "--domain", "legal"))
         assert set(payload) == {"query_tokens", "took_ms", "notice", "encoding", "hits"} and payload["query_tokens"]
         assert payload["encoding"] == "client"
         assert 1 <= len(payload["hits"]) <= 3
@@ -86,7 +73,7 @@ def test_search_json_and_errors(tmp_path, home, tiny_model_dir):
             assert not [t for t in hit["expansion_tokens"] if t.strip("#▁") and t.strip("#▁") in hit["text"] + " 전세 보증금 못 받으면"]
             assert all(t.strip("#▁") in "전세 보증금 못 받으면" for t in hit["unmatched_query_tokens"])
         assert len({h["doc_id"] for h in payload["hits"]}) == len(payload["hits"])
-    human = _invoke("search", "전세 보증금", "-k", "2")
+    human = invoke_ok("search", "전세 보증금", "-k", "2")
     assert "matched:" in human and "expansion:" in human
     other = tmp_path / "other_model"
     from tiny_models import build_tiny_model
@@ -109,9 +96,9 @@ def test_eval_metrics_match_hand_computation(tmp_path, home, tiny_model_dir):
     qrels.write_text("q1 0 d1 2\nq2 0 d3 1\nq2 0 d2 2\nq3 0 d4 1\n", encoding="utf-8")
     splits = tmp_path / "splits.json"
     splits.write_text('{"train": ["q3"], "test": ["q1", "q2"]}', encoding="utf-8")
-    _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
+    invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q")
     runs = tmp_path / "runs"
-    payload = json.loads(_invoke("eval", "--queries", str(queries), "--qrels", str(qrels), "--splits", str(splits),
+    payload = json.loads(invoke_ok("eval", "--queries", str(queries), "--qrels", str(qrels), "--splits", str(splits),
                                  "--split", "test", "--json", "--run-out", str(runs), "--by-style"))
     assert {"sparse", "bm25", "hybrid"} <= set(payload)
     # BM25: q1 finds only d1 (rank 1). q2 finds only d3 (rel 1) at rank 1; d2 (rel 2) shares no term.
@@ -130,5 +117,5 @@ def test_eval_metrics_match_hand_computation(tmp_path, home, tiny_model_dir):
     bm25_run = (runs / "bm25.run").read_text(encoding="utf-8").splitlines()
     assert bm25_run == ["q1 Q0 d1 1 " + bm25_run[0].split()[4] + " ksearch-bm25", "q2 Q0 d3 1 " + bm25_run[1].split()[4] + " ksearch-bm25"]
     assert {p.name for p in runs.iterdir()} == {"sparse.run", "bm25.run", "hybrid.run"}
-    table = _invoke("eval", "--queries", str(queries), "--qrels", str(qrels), "--splits", str(splits), "--split", "all")
+    table = invoke_ok("eval", "--queries", str(queries), "--qrels", str(qrels), "--splits", str(splits), "--split", "all")
     assert "ndcg@10" in table and "3 queries" in table

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 if os.environ.get("CI", "").lower() == "true":
     import seismic  # noqa: F401  (the dev extra: missing in CI fails the run instead of skipping these tests)
 else:
     pytest.importorskip("seismic", reason="pyseismic-lsr (the dev extra) builds the Seismic index")
 
-from ksearch.cli import app  # noqa: E402
 from retrieval.backends import EmbeddedIndex, SearchFilters  # noqa: E402
 from retrieval.backends import seismic_build  # noqa: E402
 from retrieval.backends.approximate import SeismicScorer  # noqa: E402
@@ -31,13 +29,12 @@ from retrieval.errors import RetrievalError  # noqa: E402
 from retrieval.index_meta import IndexMeta  # noqa: E402
 from retrieval.passage import Passage  # noqa: E402
 from retrieval.settings import get_settings  # noqa: E402
-from tiny_models import KOREAN_SENTENCES  # noqa: E402
+from cli_runs import invoke_ok, write_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 META = IndexMeta(name="t", model_id="model-a", vocab_hash="vocab-a")
 VOCAB = 60
 CASES = [dict(k=10, per_document=False), dict(k=5), dict(k=5, filters=SearchFilters(domain="legal"))]
-runner = CliRunner()
 
 
 def _corpus(n: int, seed: int = 3, prefix: str = "D"):
@@ -308,19 +305,6 @@ def test_a_second_writer_cannot_start_while_the_first_builds(tmp_path):
     second.close()
 
 
-def _cli_corpus(path: Path, n: int) -> Path:
-    rows = [{"id": f"D{i:03d}", "domain": "legal" if i % 2 else "medical", "title": f"문서 {i}",
-             "text": f"{KOREAN_SENTENCES[i % len(KOREAN_SENTENCES)]} 번호 {i}"} for i in range(n)]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def _invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 def _words(out: str) -> str:
     """The console wraps long lines: compare words."""
     return " ".join(out.split())
@@ -335,30 +319,30 @@ def _approximate_above(monkeypatch, value: str | None) -> None:
 
 
 def test_cli_ingest_builds_it_and_build_ann_serves_indexes_written_before(tmp_path, home, tiny_model_dir, monkeypatch):
-    corpus = _cli_corpus(tmp_path / "c.jsonl", 30)
+    corpus = write_corpus(tmp_path / "c.jsonl", 30)
     # an index written without approximate search: no Seismic file
     _approximate_above(monkeypatch, None)
-    _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "old")
+    invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "old")
     assert read_manifest(home / "old").ann is None
     # searched with approximate search on: exact answers and a notice, nothing built
     _approximate_above(monkeypatch, "5")
     before = _files(home / "old")
-    payload = json.loads(_invoke("search", "전세 보증금", "--index", "old", "--json", "--passages"))
+    payload = json.loads(invoke_ok("search", "전세 보증금", "--index", "old", "--json", "--passages"))
     assert "build-ann --index old" in payload["notice"] and payload["hits"]
     assert _files(home / "old") == before
-    status = _words(_invoke("index", "status", "--index", "old"))
+    status = _words(invoke_ok("index", "status", "--index", "old"))
     assert "no Seismic index yet" in status
-    built = _words(_invoke("index", "build-ann", "--index", "old", "-q"))
+    built = _words(invoke_ok("index", "build-ann", "--index", "old", "-q"))
     assert "built the Seismic index of 'old'" in built and "sparse search is approximate" in built
-    again = json.loads(_invoke("search", "전세 보증금", "--index", "old", "--json", "--passages"))
+    again = json.loads(invoke_ok("search", "전세 보증금", "--index", "old", "--json", "--passages"))
     assert again["notice"] is None and [h["id"] for h in again["hits"]] == [h["id"] for h in payload["hits"]]
-    assert "is current" in _words(_invoke("index", "build-ann", "--index", "old", "-q"))
+    assert "is current" in _words(invoke_ok("index", "build-ann", "--index", "old", "-q"))
     # an ingest with approximate search on builds it at its end
-    _invoke("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "new")
+    invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "new")
     manifest = read_manifest(home / "new")
     assert manifest.ann is not None and manifest.ann.seq == manifest.last_seq
-    assert "sparse search is approximate" in _words(_invoke("index", "status", "--index", "new"))
-    bm25 = json.loads(_invoke("search", "전세 보증금", "--index", "old", "--json", "--mode", "bm25"))
+    assert "sparse search is approximate" in _words(invoke_ok("index", "status", "--index", "new"))
+    bm25 = json.loads(invoke_ok("search", "전세 보증금", "--index", "old", "--json", "--mode", "bm25"))
     assert bm25["notice"] is None
     _approximate_above(monkeypatch, None)
 

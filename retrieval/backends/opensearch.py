@@ -173,6 +173,14 @@ class OpenSearchIndex(SearchBackend):
         directory = self._dead_letter_dir if self._dead_letter_dir is not None else BackendConfig().dead_letter_dir
         return Path(directory) / f"{self.name}-{_timestamp()}.jsonl"
 
+    def _bm25_morphemes(self):  # -> Callable[[list[str]], list[str]] | None
+        """What fills `text_morphemes` when BM25 runs on Kiwi morphemes (no nori), else None."""
+        if self.bm25_field == TEXT_FIELD:
+            return None
+        from retrieval.morphemes import content_morphemes_many
+
+        return content_morphemes_many
+
     def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
         """Queue passages for background bulk indexing (`_id` = passage id); see `finish_writes`."""
         if len(passages) != len(vectors):
@@ -180,12 +188,7 @@ class OpenSearchIndex(SearchBackend):
         if not passages:
             return
         if self._writer is None:
-            morphemes = None
-            if self.bm25_field != TEXT_FIELD:
-                from retrieval.morphemes import content_morphemes_many
-
-                morphemes = content_morphemes_many
-            self._writer = BulkWriter(self.client, self.concrete, self._dead_letter_path(), morphemes)
+            self._writer = BulkWriter(self.client, self.concrete, self._dead_letter_path(), self._bm25_morphemes())
         with self._errors(f"indexing into {self.concrete!r}"):
             self._writer.submit(passages, vectors)
 

@@ -119,13 +119,8 @@ class ServerEncodedIndex(OpenSearchIndex):
         if not passages:
             return
         if self._writer is None:
-            morphemes = None
-            if self.bm25_field != TEXT_FIELD:
-                from retrieval.morphemes import content_morphemes_many
-
-                morphemes = content_morphemes_many
             self._writer = TextBulkWriter(self.client, self.concrete, self._dead_letter_path(), server.source_field,
-                                          morphemes)
+                                          self._bm25_morphemes())
         with self._errors(f"indexing into {self.concrete!r}"):
             self._writer.submit(passages, list(model_texts))
 
