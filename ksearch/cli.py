@@ -108,17 +108,26 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="OpenSearch: build a new concrete index and swap the "
                                                             "alias to it at the end (searches see the old one until then).")] = False,
+    ann: Annotated[bool, typer.Option("--ann", help="OpenSearch 3.3+: create the index with a sparse_vector field and "
+                                                    "the SEISMIC approximate method (token-id keys) instead of "
+                                                    "rank_features.")] = False,
+    ann_param: Annotated[Optional[list[str]], typer.Option("--ann-param", help="With --ann: a SEISMIC parameter, "
+                         "KEY=VALUE (n_postings, cluster_ratio, summary_prune_ratio, approximate_threshold, "
+                         "quantization_ceiling_search/_ingest; search: top_n, heap_factor, k). Repeatable.")] = None,
 ) -> None:
     """Split, encode and store documents; re-running skips what is stored and replaces what changed."""
     from ingest import ColumnMapping
 
+    if ann_param and not ann:
+        _fail("--ann-param needs --ann")
     columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
     _run_ingest(path, backend, _index_name(index), model, fmt=fmt, columns=columns, write_batch=write_batch,
-                quiet=quiet, rebuild=rebuild)
+                quiet=quiet, rebuild=rebuild, ann=list(ann_param or []) if ann else None)
 
 
 def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: str | None = None, columns=None,
-                write_batch: int = 256, quiet: bool = False, rebuild: bool = False, summary: bool = True) -> None:
+                write_batch: int = 256, quiet: bool = False, rebuild: bool = False, summary: bool = True,
+                ann: list[str] | None = None) -> None:
     """Ingest PATH into index NAME and print the summary (bad rows and rejected passages on stderr)."""
     from ingest import ColumnMapping, InputFileError, ingest_path
     from ingest.readers import infer_format
@@ -134,8 +143,13 @@ def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: 
         _fail(str(exc))
     enc = _load_encoder(model)
     try:
+        seismic = None
+        if ann is not None:
+            from retrieval.backends.opensearch_seismic import SeismicTokens, parse_parameters
+
+            seismic = SeismicTokens(enc.feature_names, parse_parameters(ann))
         store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild,
-                                     config=_backend_config())
+                                     config=_backend_config(), seismic=seismic)
     except (RetrievalError, ValueError) as exc:
         _fail(str(exc))
     try:
