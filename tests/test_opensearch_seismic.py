@@ -22,7 +22,7 @@ from retrieval.backends.opensearch_seismic import MAX_TOKEN_IDS, SeismicTokens, 
 from retrieval.errors import IndexFormatError, RetrievalError
 from retrieval.index_meta import IndexMeta
 from retrieval.searcher import Searcher
-from test_opensearch_backend import QUERIES, _corpus
+from test_opensearch_backend import QUERIES, REL_TOL, _corpus
 
 VOCAB = ["[PAD]", "보증금", "반환", "임대인", "##금"]
 
@@ -90,7 +90,10 @@ def exact_and_ann(tmp_path_factory, conn3, tiny_model_dir):
     root = tmp_path_factory.mktemp("seismic")
     corpus = _corpus(root / "c.jsonl", 60)
     stores = {}
-    for kind, seismic in (("exact", None), ("ann", SeismicTokens(encoder.feature_names, {"approximate_threshold": 1}))):
+    # approximate_threshold 1: every segment, however small, goes through SEISMIC; n_postings above the passage count,
+    # since its default (0.0005 x the segment's documents) would keep one posting a token in segments this small
+    ann = SeismicTokens(encoder.feature_names, {"approximate_threshold": 1, "n_postings": 1000})
+    for kind, seismic in (("exact", None), ("ann", ann)):
         name = f"ks-{kind}-{uuid.uuid4().hex[:8]}"
         stores[kind] = OpenSearchIndex.open_or_create(name, IndexMeta.for_encoder(name, encoder), conn=conn3,
                                                       dead_letter_dir=root / "dead", seismic=seismic)
@@ -114,11 +117,14 @@ def test_seismic_results_are_close_to_exact(exact_and_ann):
     recalls = []
     for query in QUERIES:
         tokens = searcher.query_tokens(query)
-        exact = [h.id for h in stores["exact"].search(tokens, 10, per_document=False)]
+        exact = {h.id: h.score for h in stores["exact"].search(tokens, 200, per_document=False)}  # every passage
+        tenth = sorted(exact.values(), reverse=True)[9]
         ann = stores["ann"].search(tokens, 10, per_document=False)
-        assert ann, query
-        recalls.append(len(set(exact) & {h.id for h in ann}) / len(exact))
-    assert sum(recalls) / len(recalls) >= 0.9, recalls
+        assert len(ann) == 10, query
+        # recall@10 by score: the corpus repeats sentences, so passages tie exactly, and SEISMIC's 8-bit weights
+        # may order near-ties differently; a hit counts when its exact score reaches the 10th best's (within 1 %)
+        recalls.append(sum(exact[h.id] >= tenth * (1 - REL_TOL) for h in ann) / 10)
+    assert sum(recalls) / len(recalls) >= 0.95, recalls
     body = stores["ann"].seismic.query_body(searcher.query_tokens(QUERIES[0]), size=1)
     res = stores["ann"].client.search(index=stores["ann"].concrete, body=body, params={"explain": "true"})
     assert "sparse_ann" in res["hits"]["hits"][0]["_explanation"]["description"]  # the approximate path ran
