@@ -175,18 +175,21 @@ def bench_node_start(
     repeats: Annotated[int, typer.Option(min=1, help="Starts of each flavor (median).")] = 3,
     settle: Annotated[float, typer.Option(help="Seconds after readiness before memory is read.")] = 10.0,
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/node-start.json"),
+    versions: Annotated[Optional[str], typer.Option(help="Comma-separated OpenSearch versions (default: all).")] = None,
+    ml: Annotated[bool, typer.Option("--ml/--no-ml", help="Also the node with ml-commons (`start --ml`).")] = True,
 ) -> None:
-    """The local OpenSearch node with and without ml-commons (`start --ml`): start time, RSS and heap use."""
+    """The local OpenSearch node of each version, and with ml-commons (`start --ml`): start time, RSS and heap use."""
     from ksearch.benchmarks.node_start import run_node_start_bench
     from ksearch.benchmarks.runner import write_json
 
-    result = run_node_start_bench(repeats, settle)
+    result = run_node_start_bench(repeats, settle, versions.split(",") if versions else None, ml)
     table = Table(title=f"local node start: median of {repeats} | heap {result['heap']} | {result['hardware']} | "
                         f"load average {result['load_average_at_start']:.1f} at start")
-    for col in ("node", "start s", f"RSS MB after {settle:g} s", "heap used %"):
-        table.add_column(col, justify="left" if col == "node" else "right")
+    for col in ("node", "start s", f"RSS MB after {settle:g} s", "heap used %", "Java"):
+        table.add_column(col, justify="left" if col in ("node", "Java") else "right")
     for name, row in result["rows"].items():
-        table.add_row(name, f"{row['start_s']:.1f}", f"{row['rss_mb']:.0f}", f"{row['heap_percent']:.0f}")
+        table.add_row(name, f"{row['start_s']:.1f}", f"{row['rss_mb']:.0f}", f"{row['heap_percent']:.0f}",
+                      Path(row["java_home"]).name)
     console.print(table)
     console.print(f"wrote {write_json(result, out)}")
 

@@ -118,21 +118,32 @@ def ingest(
     encoding: IngestEncodingOption = None,
     model_id: DocumentModelIdOption = None,
     query_model_id: QueryModelIdOption = None,
+    ann: Annotated[bool, typer.Option("--ann", help="OpenSearch 3.3+: create the index with a sparse_vector field and "
+                                                    "the SEISMIC approximate method (token-id keys) instead of "
+                                                    "rank_features.")] = False,
+    ann_param: Annotated[Optional[list[str]], typer.Option("--ann-param", help="With --ann: a SEISMIC parameter, "
+                         "KEY=VALUE (n_postings, cluster_ratio, summary_prune_ratio, approximate_threshold, "
+                         "quantization_ceiling_search/_ingest; search: top_n, heap_factor, k). Repeatable.")] = None,
 ) -> None:
     """Split, encode and store documents; re-running skips what is stored and replaces what changed."""
     from ingest import ColumnMapping
 
     check_encoding_options(encoding, backend, model_id, query_model_id)
+    if ann_param and not ann:
+        _fail("--ann-param needs --ann")
     columns = ColumnMapping(id=id_col, text=text_col, title=title_col, domain_col=domain_col, domain=domain)
     _run_ingest(path, backend, _index_name(index), model, fmt=fmt, columns=columns, write_batch=write_batch,
-                quiet=quiet, rebuild=rebuild, encoding=encoding, model_ids=(model_id, query_model_id))
+                quiet=quiet, rebuild=rebuild, encoding=encoding, model_ids=(model_id, query_model_id),
+                ann=list(ann_param or []) if ann else None)
 
 
 def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: str | None = None, columns=None,
                 write_batch: int = 256, quiet: bool = False, rebuild: bool = False, summary: bool = True,
-                encoding: str | None = None, model_ids: tuple[str | None, str | None] = (None, None)) -> None:
+                encoding: str | None = None, model_ids: tuple[str | None, str | None] = (None, None),
+                ann: list[str] | None = None) -> None:
     """Ingest PATH into index NAME and print the summary (bad rows and rejected passages on stderr); `encoding`
-    server: the OpenSearch models `model_ids` (documents, queries; default: registered here) encode."""
+    server: the OpenSearch models `model_ids` (documents, queries; default: registered here) encode; `ann`: the
+    SEISMIC parameters of a sparse_vector index (--ann)."""
     from ingest import ColumnMapping, InputFileError, ingest_path
     from ingest.readers import infer_format
     from retrieval.errors import RetrievalError
@@ -146,9 +157,14 @@ def _run_ingest(path: Path, backend: str, name: str, model: str | None, *, fmt: 
         _fail(str(exc))
     enc = _load_encoder(model)
     try:
+        seismic = None
+        if ann is not None:
+            from retrieval.backends.opensearch_seismic import SeismicTokens, parse_parameters
+
+            seismic = SeismicTokens(enc.feature_names, parse_parameters(ann))
         store = open_store_for_ingest(name, enc, backend=backend, config=_backend_config(), rebuild=rebuild,
                                       encoding=encoding, document_model_id=model_ids[0], query_model_id=model_ids[1],
-                                      models_dir=get_settings().models_dir)
+                                      models_dir=get_settings().models_dir, seismic=seismic)
     except (RetrievalError, ValueError, RuntimeError, OSError) as exc:  # RuntimeError: exporting the model
         _fail(str(exc))
     try:

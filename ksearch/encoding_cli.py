@@ -56,9 +56,10 @@ def recorded_encoding(name: str, config) -> str:
 
 
 def open_store_for_ingest(name: str, enc, *, backend: str, config, rebuild: bool, encoding: str | None,
-                          document_model_id: str | None, query_model_id: str | None, models_dir):
+                          document_model_id: str | None, query_model_id: str | None, models_dir, seismic=None):
     """The index an ingest writes to: as before for client encoding; for server encoding with its models
-    deployed and its pipeline in place (`open_or_create_server_index`). Raises `RetrievalError`, `ValueError`."""
+    deployed and its pipeline in place (`open_or_create_server_index`); `seismic` (--ann) is for client encoding.
+    Raises `RetrievalError`, `ValueError`."""
     from retrieval.backends import open_or_create_index
     from retrieval.errors import RetrievalError
     from retrieval.index_meta import IndexMeta
@@ -69,13 +70,16 @@ def open_store_for_ingest(name: str, enc, *, backend: str, config, rebuild: bool
             encoding = "server"
     if encoding == "client":
         store = open_or_create_index(name, IndexMeta.for_encoder(name, enc), backend=backend, rebuild=rebuild,
-                                     config=config)
+                                     config=config, seismic=seismic)
         if store.encodes_documents:
             store.close()
             raise RetrievalError(f"OpenSearch index {name!r} is encoded in the cluster (model "
                                  f"{store.meta.server_encoding.document_model_id}): ingest with --encoding server "
                                  f"(the default for it), or add --rebuild to rebuild it with client-side encoding")
         return store
+    if seismic is not None:
+        raise ValueError("--ann (sparse_vector + SEISMIC) needs client-side encoding: the sparse_encoding pipeline "
+                         "writes token keys, not the token ids SEISMIC needs")
     from encoder.model_resolution import resolve_model
     from retrieval.backends.opensearch_server_encoding import open_or_create_server_index
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ksearch.opensearch_node import Artifact, LocalOpenSearch
 
-SECURITY_PLUGIN = Artifact("org.opensearch.plugin", "opensearch-security", "2.19.1.0", "zip",
+SECURITY_VERSION = "2.19.1"  # the OpenSearch release the pinned plugin is built for (whatever the default is)
+SECURITY_PLUGIN = Artifact("org.opensearch.plugin", "opensearch-security", f"{SECURITY_VERSION}.0", "zip",
                            "bbea3f51ff7e94da093589f2c30ad9868e92959b")
 TEST_USER = "ksearch"
 
@@ -90,7 +91,7 @@ class SecureOpenSearch(LocalOpenSearch):
     """`LocalOpenSearch` with the security plugin, TLS (test CA) and one internal user with all_access."""
 
     def __init__(self, cache_dir: Path, password: str) -> None:
-        super().__init__(cache_dir=cache_dir, quiet=True)
+        super().__init__(cache_dir=cache_dir, quiet=True, version=SECURITY_VERSION)
         self.password = password
         self.certs = self.cache_dir / "certs"
         self.dns = make_certificates(self.certs)
@@ -102,7 +103,7 @@ class SecureOpenSearch(LocalOpenSearch):
 
     def install(self) -> None:
         """Copy the session node's assembled home and add the security plugin to the copy."""
-        shared = LocalOpenSearch(quiet=True)
+        shared = LocalOpenSearch(quiet=True, version=SECURITY_VERSION)
         source = shared.ensure_installed()
         plugin_zip = shared.download(SECURITY_PLUGIN)
         if self.home.exists():

@@ -246,6 +246,7 @@ def test_query_vectors_drop_bad_weights_and_refuse_unsafe_tokens():
 
 
 @pytest.mark.opensearch
+@pytest.mark.every_opensearch_version
 def test_opensearch_dead_letters_every_invalid_vector(opensearch_url, encoder, tmp_path):
     from retrieval.backends.opensearch import OpenSearchIndex
     from retrieval.backends.opensearch_connection import OpenSearchConnection

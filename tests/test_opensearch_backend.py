@@ -23,7 +23,7 @@ from retrieval.passage import Passage
 from retrieval.searcher import Searcher
 from tiny_models import KOREAN_SENTENCES
 
-pytestmark = pytest.mark.opensearch
+pytestmark = [pytest.mark.opensearch, pytest.mark.every_opensearch_version]
 
 QUERIES = ["전세 보증금 돌려받기", "당뇨 진단 기준", "근로자 해고 예고", "교통사고 합의금", "고혈압 운동", "임대인 의무",
            "퇴직금 지급", "MRI 본인부담금"]

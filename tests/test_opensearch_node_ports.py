@@ -73,7 +73,7 @@ class _FakeNode(LocalOpenSearch):
 
 @pytest.fixture
 def no_java(monkeypatch):
-    monkeypatch.setattr(node, "find_java_home", lambda: None)
+    monkeypatch.setattr(node, "find_java_home", lambda *release: None)
 
 
 @pytest.mark.parametrize("explicit", [True, False])

@@ -68,18 +68,21 @@ def _check_scores(hits: list[dict], query: dict[str, float]) -> None:
     assert [h["_id"] for h in hits] == sorted(expected, key=expected.get, reverse=True)
 
 
+@pytest.mark.every_opensearch_version
 def test_rank_features_mapping(opensearch_client, sparse_index) -> None:
     mapping = opensearch_client.indices.get_mapping(index=sparse_index)[sparse_index]["mappings"]
     assert mapping["properties"]["sparse"]["type"] == "rank_features"
     assert opensearch_client.count(index=sparse_index)["count"] == len(DOCS)
 
 
+@pytest.mark.every_opensearch_version
 def test_rank_feature_linear_is_dot_product(opensearch_client, sparse_index) -> None:
     should = [{"rank_feature": {"field": f"sparse.{tok}", "linear": {}, "boost": w}} for tok, w in QUERY.items()]
     res = opensearch_client.search(index=sparse_index, body={"query": {"bool": {"should": should}}, "size": 10})
     _check_scores(res["hits"]["hits"], QUERY)
 
 
+@pytest.mark.every_opensearch_version
 def test_neural_sparse_query_tokens_is_dot_product(opensearch_client, sparse_index) -> None:
     plugins = {p["component"] for p in opensearch_client.cat.plugins(format="json")}
     assert "opensearch-neural-search" in plugins, f"neural-search plugin missing; installed: {sorted(plugins)}"
@@ -90,6 +93,7 @@ def test_neural_sparse_query_tokens_is_dot_product(opensearch_client, sparse_ind
     _check_scores(res["hits"]["hits"], QUERY)
 
 
+@pytest.mark.every_opensearch_version
 def test_nori_analyzer(opensearch_client) -> None:
     plugins = {p["component"] for p in opensearch_client.cat.plugins(format="json")}
     if "analysis-nori" not in plugins:

@@ -1,10 +1,12 @@
-"""Assembling the node from its downloaded artifacts: the server, the modules (with the descriptors we write), the
-plugin zips, and the small analysis-nori plugin compiled here.
+"""Assembling a node of one `Release` from its downloaded artifacts: the server, the modules the zip lacks (with the
+descriptors we write), the plugin zips, and the small analysis-nori plugin compiled here.
 
-No analysis-nori build for 2.19 is published, so `nori_plugin/KsearchNoriPlugin.java` is compiled at assembly time
-(needs `javac`) against the server's jars and Lucene's nori jar. It registers the usual names: the "nori"
-analyzer, the "nori_tokenizer" tokenizer and the "nori_part_of_speech", "nori_readingform" and "nori_number"
-token filters.
+No analysis-nori build is on Maven Central (neither 2.19 nor 3.x), so `nori_plugin/KsearchNoriPlugin.java` is
+compiled at assembly time (needs `javac` of a JDK the release runs on, ``--release`` its Java level) against the
+server's jars and Lucene's nori jar of that release; the one source compiles against both (it reads a user dictionary
+through ``Analysis.getReaderFromFile``, which 2.x and 3.x share, where ``Environment#configFile`` became
+``configDir`` in 3.0). It registers the usual names: the "nori" analyzer, the "nori_tokenizer" tokenizer and the
+"nori_part_of_speech", "nori_readingform" and "nori_number" token filters.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ksearch.opensearch_node import ml_commons
-from ksearch.opensearch_node.artifacts import (DISTRIBUTION, MODULES, NORI_LUCENE, OPENSEARCH_VERSION, PLUGINS, Artifact,
-                                               ModuleSpec)
+from ksearch.opensearch_node.artifacts import Artifact, ModuleSpec
 from ksearch.opensearch_node.errors import OpenSearchNodeError
 from ksearch.opensearch_node.java import java_env_clean
+from ksearch.opensearch_node.releases import Release
 
 # Bump when the assembled layout changes, so cached installs are rebuilt.
 ASSEMBLY_REVISION = 1
@@ -35,39 +37,42 @@ _NORI_CLASS = f"{_NORI_PACKAGE}.KsearchNoriPlugin"
 _NORI_JAVA_SOURCE = Path(__file__).resolve().parent / "nori_plugin" / "KsearchNoriPlugin.java"
 
 
-def assembly_record(home: Path) -> dict[str, Any] | None:
-    """The assembly record (modules, plugins) of the node at `home` if it is assembled by this revision, else None."""
+def assembly_record(home: Path, version: str) -> dict[str, Any] | None:
+    """The assembly record (modules, plugins) of the node at `home` if it is OpenSearch `version` assembled by this
+    revision, else None."""
     try:
         info = json.loads((home / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if info.get("revision") != ASSEMBLY_REVISION or info.get("version") != OPENSEARCH_VERSION:
+    if info.get("revision") != ASSEMBLY_REVISION or info.get("version") != version:
         return None
     return info
 
 
-def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_nori: bool,
+def assemble(release: Release, home: Path, files: dict[Artifact, Path], java_home: Path, *, with_nori: bool,
              say: Callable[[str], None], ml: bool = False) -> None:
-    """Build the node at `home` from the downloaded `files` (in a temporary folder beside it, swapped in at the end);
-    `ml` adds ml-commons with its PyTorch runtime (`ml_commons`)."""
-    say(f"Assembling OpenSearch {OPENSEARCH_VERSION}{' with ml-commons' if ml else ''} in {home}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".opensearch-{OPENSEARCH_VERSION}-", dir=home.parent))
+    """Build the node of `release` at `home` from the downloaded `files` (in a temporary folder beside it, swapped
+    in at the end); `ml` adds ml-commons with its PyTorch runtime (`ml_commons`)."""
+    version = release.version
+    say(f"Assembling OpenSearch {version}{' with ml-commons' if ml else ''} in {home}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".opensearch-{version}-", dir=home.parent))
     try:
-        extract_zip(files[DISTRIBUTION], tmp, strip_top=True)
+        extract_zip(files[release.distribution], tmp, strip_top=True)
         for p in (tmp / "bin").iterdir():
             p.chmod(0o755)
         for d in ("plugins", "logs", "modules"):
             (tmp / d).mkdir(exist_ok=True)
-        modules = ["transport-netty4", *_install_modules(tmp, files, MODULES)]
-        plugins = _install_plugins(tmp, files, PLUGINS)
+        modules = sorted(p.name for p in (tmp / "modules").iterdir() if p.is_dir())
+        modules += _install_modules(tmp, files, release.modules, version)
+        plugins = _install_plugins(tmp, files, release.plugins, version)
         if ml:
-            modules += _install_modules(tmp, files, (ml_commons.REINDEX_MODULE,))
-            plugins += _install_plugins(tmp, files, ml_commons.ML_PLUGINS)
+            modules += _install_modules(tmp, files, (ml_commons.REINDEX_MODULE,), version)
+            plugins += _install_plugins(tmp, files, ml_commons.ML_PLUGINS, version)
             ml_commons.install_pytorch_runtime(tmp, files)
         nori_note = None
         if with_nori:
             try:
-                build_nori(tmp, java_home, files[NORI_LUCENE])
+                build_nori(release, tmp, java_home, files[release.nori_lucene])
                 plugins.append("analysis-nori")
             except OpenSearchNodeError as e:
                 nori_note = str(e)
@@ -77,7 +82,8 @@ def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_n
             say(f"[yellow]analysis-nori skipped:[/] {nori_note} (install a JDK, not only a JRE)")
         info = {
             "revision": ASSEMBLY_REVISION,
-            "version": OPENSEARCH_VERSION,
+            "version": version,
+            "java_home": str(java_home),
             "modules": modules,
             "plugins": plugins,
             "nori_skipped": nori_note,
@@ -94,7 +100,7 @@ def assemble(home: Path, files: dict[Artifact, Path], java_home: Path, *, with_n
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _install_modules(home: Path, files: dict[Artifact, Path], specs: tuple[ModuleSpec, ...]) -> list[str]:
+def _install_modules(home: Path, files: dict[Artifact, Path], specs: tuple[ModuleSpec, ...], version: str) -> list[str]:
     """Copy each module's jars under modules/<name>/ with the descriptor (and policy) we write for it."""
     names = []
     for spec in specs:
@@ -103,7 +109,7 @@ def _install_modules(home: Path, files: dict[Artifact, Path], specs: tuple[Modul
         for art in spec.jars:
             shutil.copy2(files[art], mdir / files[art].name)
         (mdir / "plugin-descriptor.properties").write_text(
-            descriptor(spec.name, spec.classname, spec.description, OPENSEARCH_VERSION, spec.extended)
+            descriptor(spec.name, spec.classname, spec.description, version, spec.extended)
         )
         if spec.policy:
             (mdir / "plugin-security.policy").write_text(spec.policy)
@@ -111,24 +117,24 @@ def _install_modules(home: Path, files: dict[Artifact, Path], specs: tuple[Modul
     return names
 
 
-def _install_plugins(home: Path, files: dict[Artifact, Path], plugins: tuple[Artifact, ...]) -> list[str]:
+def _install_plugins(home: Path, files: dict[Artifact, Path], plugins: tuple[Artifact, ...], version: str) -> list[str]:
     """Unpack each plugin zip under plugins/<descriptor name>/ (refusing one built for another server version)."""
     names = []
     for art in plugins:
         with zipfile.ZipFile(files[art]) as zf:
             props = read_properties(zf.read("plugin-descriptor.properties").decode("utf-8"))
         name = props.get("custom.foldername") or props["name"]
-        if props.get("opensearch.version") != OPENSEARCH_VERSION:
+        if props.get("opensearch.version") != version:
             raise OpenSearchNodeError(
-                f"{art.coordinate} is built for OpenSearch {props.get('opensearch.version')}, not {OPENSEARCH_VERSION}"
+                f"{art.coordinate} is built for OpenSearch {props.get('opensearch.version')}, not {version}"
             )
         extract_zip(files[art], home / "plugins" / name)
         names.append(props["name"])
     return names
 
 
-def build_nori(home: Path, java_home: Path, nori_jar: Path) -> None:
-    """Compile the small analysis-nori plugin into home/plugins/analysis-nori."""
+def build_nori(release: Release, home: Path, java_home: Path, nori_jar: Path) -> None:
+    """Compile the small analysis-nori plugin against `release`'s jars into home/plugins/analysis-nori."""
     with tempfile.TemporaryDirectory(prefix="ksearch-nori-") as work_s:
         work = Path(work_s)
         src = work / "src" / Path(*_NORI_PACKAGE.split(".")) / "KsearchNoriPlugin.java"
@@ -137,7 +143,7 @@ def build_nori(home: Path, java_home: Path, nori_jar: Path) -> None:
         classes = work / "classes"
         classes.mkdir()
         cp = os.pathsep.join([str(home / "lib" / "*"), str(nori_jar)])
-        cmd = [str(java_home / "bin" / "javac"), "--release", "11", "-nowarn", "-encoding", "UTF-8", "-cp", cp,
+        cmd = [str(java_home / "bin" / "javac"), "--release", str(release.java_release), "-nowarn", "-encoding", "UTF-8", "-cp", cp,
                "-d", str(classes), str(src)]
         res = subprocess.run(cmd, capture_output=True, text=True, env=java_env_clean(), timeout=300, check=False)
         if res.returncode != 0:
@@ -153,8 +159,9 @@ def build_nori(home: Path, java_home: Path, nori_jar: Path) -> None:
             descriptor(
                 "analysis-nori",
                 _NORI_CLASS,
-                f"Korean (nori) analysis built by ksearch on {NORI_LUCENE.coordinate}",
-                OPENSEARCH_VERSION,
+                f"Korean (nori) analysis built by ksearch on {release.nori_lucene.coordinate}",
+                release.version,
+                java_version=release.java_release,
             )
         )
 
@@ -193,15 +200,16 @@ def read_properties(text: str) -> dict[str, str]:
     return props
 
 
-def descriptor(name: str, classname: str, description: str, version: str, extended: tuple[str, ...] = ()) -> str:
-    """A plugin-descriptor.properties for a plugin or module of this server."""
+def descriptor(name: str, classname: str, description: str, version: str, extended: tuple[str, ...] = (), *,
+               java_version: int = 11) -> str:
+    """A plugin-descriptor.properties for a plugin or module of OpenSearch `version`."""
     return (
         f"description={description}\n"
         f"version={version}\n"
         f"name={name}\n"
         f"classname={classname}\n"
-        "java.version=11\n"
-        f"opensearch.version={OPENSEARCH_VERSION}\n"
+        f"java.version={java_version}\n"
+        f"opensearch.version={version}\n"
         "custom.foldername=\n"
         f"extended.plugins={','.join(extended)}\n"
         "has.native.controller=false\n"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ksearch.opensearch_node.artifacts import OPENSEARCH_VERSION, Artifact
+from ksearch.opensearch_node.artifacts import Artifact
 from ksearch.opensearch_node.errors import DownloadError
 
 if TYPE_CHECKING:
@@ -104,14 +104,14 @@ def download(artifact: Artifact, downloads_dir: Path, progress: Progress | None 
 
 
 def download_all(artifacts: list[Artifact], downloads_dir: Path, *, say: Callable[[str], None],
-                 quiet: bool = False) -> dict[Artifact, Path]:
+                 quiet: bool = False, what: str = "OpenSearch") -> dict[Artifact, Path]:
     """Every artifact's cached file, downloading the missing ones with a progress bar (unless `quiet`)."""
     missing = [a for a in artifacts if not (downloads_dir / a.relpath).is_file()]
     if not missing:
         return {a: download(a, downloads_dir) for a in artifacts}
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    say(f"Downloading {len(missing)} OpenSearch {OPENSEARCH_VERSION} artifact(s) into {downloads_dir}")
+    say(f"Downloading {len(missing)} {what} artifact(s) into {downloads_dir}")
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

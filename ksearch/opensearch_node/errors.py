@@ -9,7 +9,11 @@ class OpenSearchNodeError(RuntimeError):
 
 
 class JavaNotFoundError(OpenSearchNodeError):
-    """No usable Java runtime (11 to 23) was found."""
+    """No Java runtime the chosen OpenSearch version accepts was found."""
+
+
+class UnknownVersionError(OpenSearchNodeError, ValueError):
+    """An OpenSearch version ksearch does not assemble was asked for."""
 
 
 class DownloadError(OpenSearchNodeError):

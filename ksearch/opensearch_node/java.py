@@ -1,4 +1,5 @@
-"""Finding a Java runtime the node accepts (11 to 23), and the environment it runs in."""
+"""Finding a Java runtime the chosen OpenSearch release accepts (2.19: 11 to 23; 3.6: 21 to 25), preferring a JDK
+(with ``javac``, for the Korean analyzer), and the environment it runs in."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ksearch.opensearch_node.artifacts import OPENSEARCH_VERSION
 from ksearch.opensearch_node.errors import JavaNotFoundError
+from ksearch.opensearch_node.releases import RELEASE_2_19, Release, get_release
 
-JAVA_MIN, JAVA_MAX = 11, 23  # 2.19 needs the Java Security Manager, which Java 24+ no longer has
+JAVA_MIN, JAVA_MAX = RELEASE_2_19.java_min, RELEASE_2_19.java_max  # of the default release (kept for callers)
+
+# Debian 12 packages only OpenJDK 17; a Java 21+ has to come from elsewhere (e.g. a Temurin JDK in /usr/lib/jvm).
+_INSTALL_HINT = {2: "`apt-get install openjdk-17-jdk-headless`",
+                 3: "a JDK 21 or 25 (`apt-get install openjdk-21-jdk-headless` where Debian has it, else a Temurin JDK)"}
 
 
 def java_env_clean() -> dict[str, str]:
@@ -39,8 +44,9 @@ def java_major(java: Path) -> int | None:
     return major
 
 
-def find_java_home() -> Path:
-    """A Java home with a runtime OpenSearch OPENSEARCH_VERSION accepts (11 to 23), or JavaNotFoundError."""
+def java_candidates() -> list[tuple[str, Path]]:
+    """Java homes to try, in order: $KSEARCH_JAVA_HOME, $OPENSEARCH_JAVA_HOME, $JAVA_HOME, the `java` on PATH,
+    then every folder in /usr/lib/jvm."""
     candidates: list[tuple[str, Path]] = []
     for var in ("KSEARCH_JAVA_HOME", "OPENSEARCH_JAVA_HOME", "JAVA_HOME"):
         if os.environ.get(var):
@@ -51,9 +57,17 @@ def find_java_home() -> Path:
     jvm_dir = Path("/usr/lib/jvm")
     if jvm_dir.is_dir():
         candidates.extend((str(p), p) for p in sorted(jvm_dir.iterdir()) if p.is_dir() and not p.is_symlink())
+    return candidates
+
+
+def find_java_home(release: Release | None = None) -> Path:
+    """The first Java home (`java_candidates` order) whose version `release` (default: the default release) accepts,
+    one with ``javac`` before one without; JavaNotFoundError listing what was tried otherwise."""
+    release = release or get_release()
     tried: list[str] = []
     seen: set[Path] = set()
-    for label, home in candidates:
+    runtime_only: Path | None = None
+    for label, home in java_candidates():
         home = home.resolve()
         if home in seen:
             continue
@@ -65,13 +79,16 @@ def find_java_home() -> Path:
         major = java_major(java)
         if major is None:
             tried.append(f"{label}: {java} did not report a version")
-        elif JAVA_MIN <= major <= JAVA_MAX:
-            return home
-        else:
+        elif not release.java_min <= major <= release.java_max:
             tried.append(f"{label}: {java} is Java {major}")
+        elif (home / "bin" / "javac").is_file():
+            return home
+        elif runtime_only is None:
+            runtime_only = home
+    if runtime_only is not None:
+        return runtime_only
     raise JavaNotFoundError(
-        f"OpenSearch {OPENSEARCH_VERSION} needs Java {JAVA_MIN} to {JAVA_MAX} (17 recommended); none found.\n"
+        f"OpenSearch {release.version} needs Java {release.java_min} to {release.java_max}; none found.\n"
         + ("Tried:\n  " + "\n  ".join(tried) + "\n" if tried else "")
-        + "Install one (e.g. `apt-get install openjdk-17-jdk-headless`) or set KSEARCH_JAVA_HOME / JAVA_HOME."
+        + f"Install {_INSTALL_HINT.get(release.major, 'one')} or set KSEARCH_JAVA_HOME / JAVA_HOME."
     )
-

@@ -26,8 +26,13 @@ import stat
 import zipfile
 from pathlib import Path
 
-from ksearch.opensearch_node.artifacts import OPENSEARCH_VERSION, PLUGIN_VERSION, Artifact, ModuleSpec
+from ksearch.opensearch_node.artifacts import Artifact, ModuleSpec
 from ksearch.opensearch_node.errors import OpenSearchNodeError
+from ksearch.opensearch_node.releases import RELEASE_2_19, Release
+
+ML_RELEASE = RELEASE_2_19
+"""The one release whose ml-commons is pinned and tested here (3.x ships another DJL: not checked yet)."""
+OPENSEARCH_VERSION, PLUGIN_VERSION = ML_RELEASE.version, ML_RELEASE.plugin_version
 
 _OS_PLUGIN_GROUP = "org.opensearch.plugin"
 
@@ -88,8 +93,11 @@ ML_SETTINGS: dict[str, str] = {
 }
 
 
-def supported_here() -> str | None:
-    """None when the PyTorch runtime can be installed on this machine, else why not."""
+def supported_here(release: Release = ML_RELEASE) -> str | None:
+    """None when ml-commons can be assembled for `release` on this machine, else why not."""
+    if release.version != ML_RELEASE.version:
+        return (f"ml-commons (--ml) is assembled for OpenSearch {ML_RELEASE.version} only, not {release.version}: "
+                f"start it with --version {ML_RELEASE.version}")
     machine = platform.machine().lower()
     if platform.system() != "Linux" or machine not in ("x86_64", "amd64"):
         return f"ml-commons' PyTorch runtime is set up for {PLATFORM} only, not {platform.system()} {machine}"

@@ -1,7 +1,10 @@
 """`LocalOpenSearch`: one node's files, installation and process (start, readiness, stop) under a cache folder.
 
-The node runs detached in its own session; its state (pid, ports, URL, log) lives in ``<cache>/run/state.json``
-so another process (`ksearch opensearch stop`) can find it.
+Each OpenSearch release (`releases`) is assembled in its own home, ``<cache>/opensearch-<version>[-ml]``, from the
+shared downloads; one node at a time runs from a cache folder (its config and logs under ``<cache>/run``, its data in a
+folder per major version, `data_dir`; `start` refuses while a node of another version runs there). The node runs detached in its own session; its state (pid,
+ports, URL, log, version) lives in ``<cache>/run/state.json`` so another process (`ksearch opensearch stop`) can
+find it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ksearch.opensearch_node import ml_commons
-from ksearch.opensearch_node.artifacts import OPENSEARCH_VERSION, Artifact, all_artifacts
+from ksearch.opensearch_node.artifacts import Artifact
 from ksearch.opensearch_node.assembly import assemble, assembly_record
 from ksearch.opensearch_node.downloads import download, download_all, stderr_console
 from ksearch.opensearch_node.errors import NodeStartError, OpenSearchNodeError
 from ksearch.opensearch_node.java import find_java_home, java_env_clean
+from ksearch.opensearch_node.releases import get_release
 from retrieval.backends.opensearch_state import (CACHE_DIR_ENV, default_cache_dir, node_process_alive, read_state,
                                                  state_file)
 from ksearch.opensearch_node.ports import file_lock, reserve_port
@@ -61,9 +65,12 @@ class LocalOpenSearch:
         heap: str | None = None,
         quiet: bool = False,
         ml: bool = False,
+        version: str | None = None,
     ) -> None:
-        """Manage the node whose files live under ``cache_dir`` (default: ``default_cache_dir()``); ``ml`` runs it
+        """Manage the node whose files live under ``cache_dir`` (default: ``default_cache_dir()``), of OpenSearch
+        ``version`` (default: `releases.default_version`, ``$KSEARCH_OPENSEARCH_VERSION`` or 2.19.1); ``ml`` runs it
         with ml-commons (`ml_commons`: its own assembled home beside the plain one, same config, data and state)."""
+        self.release = get_release(version)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.heap = heap or os.environ.get(HEAP_ENV) or DEFAULT_HEAP
         self.quiet = quiet
@@ -81,12 +88,24 @@ class LocalOpenSearch:
     @property
     def home(self) -> Path:
         """The assembled OpenSearch home (``opensearch-<version>-ml`` with ml-commons)."""
-        return self.cache_dir / f"opensearch-{OPENSEARCH_VERSION}{'-ml' if self.ml else ''}"
+        return self.cache_dir / f"opensearch-{self.version}{'-ml' if self.ml else ''}"
+
+    @property
+    def version(self) -> str:
+        """The OpenSearch version this object assembles and starts."""
+        return self.release.version
 
     @property
     def run_dir(self) -> Path:
         """Config, data, logs and state of the running node."""
         return self.cache_dir / "run"
+
+    @property
+    def data_dir(self) -> Path:
+        """The node's indexes: one folder per major version (``run/data`` for 2.x, ``run/data-3`` for 3.x), since a
+        2.x node cannot read what 3.x (Lucene 10) wrote; versions of one major upgrade in place."""
+        major = self.release.major
+        return self.run_dir / ("data" if major == 2 else f"data-{major}")
 
     @property
     def state_file(self) -> Path:
@@ -110,7 +129,7 @@ class LocalOpenSearch:
 
     def installed(self) -> dict[str, Any] | None:
         """The assembly record (modules, plugins) if the node is assembled, else None."""
-        return assembly_record(self.home)
+        return assembly_record(self.home, self.version)
 
     def ensure_installed(self) -> Path:
         """Download and assemble OpenSearch with its modules and plugins (idempotent); return its home."""
@@ -119,15 +138,16 @@ class LocalOpenSearch:
         with file_lock(self.cache_dir / ".assemble.lock"):
             if self.installed() is not None:
                 return self.home
-            java_home = find_java_home()
+            if self.ml and (reason := ml_commons.supported_here(self.release)):
+                raise OpenSearchNodeError(reason)
+            java_home = find_java_home(self.release)
             with_nori = (java_home / "bin" / "javac").is_file()
-            artifacts = all_artifacts(with_nori)
+            artifacts = self.release.artifacts(with_nori)
             if self.ml:
-                if reason := ml_commons.supported_here():
-                    raise OpenSearchNodeError(reason)
                 artifacts += ml_commons.ML_ARTIFACTS
-            files = download_all(artifacts, self.downloads_dir, say=self._say, quiet=self.quiet)
-            assemble(self.home, files, java_home, with_nori=with_nori, say=self._say, ml=self.ml)
+            files = download_all(artifacts, self.downloads_dir, say=self._say, quiet=self.quiet,
+                                 what=f"OpenSearch {self.version}")
+            assemble(self.release, self.home, files, java_home, with_nori=with_nori, say=self._say, ml=self.ml)
             return self.home
 
     # ---- state
@@ -196,18 +216,13 @@ class LocalOpenSearch:
                     "-XX:G1ReservePercent=25",
                     "-Djava.io.tmpdir=${OPENSEARCH_TMPDIR}",
                     "-XX:ErrorFile=logs/hs_err_pid%p.log",
-                    "18-:-Djava.security.manager=allow",
-                    "20-:--add-modules=jdk.incubator.vector",
-                    (
-                        "-Djava.util.concurrent.ForkJoinPool.common.threadFactory="
-                        "org.opensearch.secure_sm.SecuredForkJoinWorkerThreadFactory"
-                    ),
+                    *self.release.jvm_options,
                     *(_AS_ROOT_JVM_OPTIONS if _running_as_root() else []),
                     "",
                 ]
             )
         )
-        data, logs = self.run_dir / "data", self.run_dir / "logs"
+        data, logs = self.data_dir, self.run_dir / "logs"
         data.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
         (conf / "opensearch.yml").write_text(
@@ -257,7 +272,7 @@ class LocalOpenSearch:
             "url": url,
             "log": str(self.log_file),
             "home": str(self.home),
-            "version": OPENSEARCH_VERSION,
+            "version": self.version,
             "java_home": str(java_home),
             "ml": self.ml,
             "started_at": time.time(),
@@ -273,7 +288,8 @@ class LocalOpenSearch:
             if not self._pid_alive(pid):
                 self.state_file.unlink(missing_ok=True)
                 raise NodeStartError(
-                    f"OpenSearch {OPENSEARCH_VERSION} exited while starting", self.log_tail(), self.log_file
+                    f"OpenSearch {state.get('version', self.version)} exited while starting", self.log_tail(),
+                    self.log_file
                 )
             if self._health(url) in ("green", "yellow"):
                 return url
@@ -295,6 +311,11 @@ class LocalOpenSearch:
         with file_lock(self.run_dir / ".start.lock"):
             state = self._read_state()
             if state and self._pid_alive(int(state["pid"])):
+                if state.get("version", self.version) != self.version:
+                    raise NodeStartError(
+                        f"the node running from {self.cache_dir} ({state['url']}) is OpenSearch {state.get('version')}, "
+                        f"not {self.version}: stop it (`ksearch opensearch stop`) first, or use another "
+                        "KSEARCH_CACHE_DIR")
                 if self.ml and not state.get("ml"):
                     raise NodeStartError(
                         f"the node running from {self.cache_dir} ({state['url']}) has no ml-commons: stop it "
@@ -302,7 +323,7 @@ class LocalOpenSearch:
                 return self._wait_ready(state, deadline)
             self.state_file.unlink(missing_ok=True)
             self.ensure_installed()
-            java_home = find_java_home()
+            java_home = find_java_home(self.release)
             for attempt in range(START_ATTEMPTS):
                 try:
                     http = reserve_port(port, wait=PORT_WAIT if port is not None else 0.0)
@@ -310,7 +331,7 @@ class LocalOpenSearch:
                     raise NodeStartError(f"port {port} on 127.0.0.1 is already in use") from None
                 with http, reserve_port() as transport:
                     self._say(
-                        f"Starting OpenSearch {OPENSEARCH_VERSION} on http://127.0.0.1:{http.port} (log: {self.log_file})"
+                        f"Starting OpenSearch {self.version} on http://127.0.0.1:{http.port} (log: {self.log_file})"
                     )
                     state = self._spawn(http.port, transport.port, java_home)
                     try:

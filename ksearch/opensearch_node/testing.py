@@ -8,13 +8,14 @@ from pathlib import Path
 from ksearch.opensearch_node.node import LocalOpenSearch
 
 
-def node_sharing_installation(cache_dir: Path, *, quiet: bool = True, ml: bool = False) -> LocalOpenSearch:
+def node_sharing_installation(cache_dir: Path, *, quiet: bool = True, ml: bool = False,
+                              version: str | None = None) -> LocalOpenSearch:
     """A `LocalOpenSearch` with its own config, data, logs and port under `cache_dir`, whose home links to the
-    default node's assembled installation (assembled first if needed), so stopping it never touches that node;
-    `ml`: the installation with ml-commons."""
-    home = LocalOpenSearch(quiet=True, ml=ml).ensure_installed()
+    default cache's assembled installation of `version` (default: the default version; assembled first if needed),
+    so stopping it never touches that cache's node; `ml`: the installation with ml-commons."""
+    home = LocalOpenSearch(quiet=True, ml=ml, version=version).ensure_installed()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    node = LocalOpenSearch(cache_dir=cache_dir, quiet=quiet, ml=ml)
+    node = LocalOpenSearch(cache_dir=cache_dir, quiet=quiet, ml=ml, version=version)
     if not node.home.exists():
         os.symlink(home, node.home, target_is_directory=True)
     return node

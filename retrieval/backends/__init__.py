@@ -36,14 +36,19 @@ def open_index(name: str, *, config: BackendConfig, backend: str = "embedded",
 
 
 def open_or_create_index(name: str, meta: IndexMeta, *, config: BackendConfig, backend: str = "embedded",
-                         rebuild: bool = False) -> SearchBackend:
-    """Open an index by name, creating it with `meta` if it does not exist (`rebuild`: a new one, OpenSearch only)."""
+                         rebuild: bool = False, seismic=None) -> SearchBackend:
+    """Open an index by name, creating it with `meta` if it does not exist (`rebuild`: a new one, OpenSearch only;
+    `seismic`: an `opensearch_seismic.SeismicTokens`, to create it as sparse_vector + SEISMIC, OpenSearch 3.3+)."""
     _check_kind(backend)
     if backend == "opensearch":
         from retrieval.backends.opensearch_server_encoding import ServerEncodedIndex
 
         return ServerEncodedIndex.open_or_create(name, meta, conn=config.opensearch, rebuild=rebuild,
-                                                 analyzer=config.bm25_analyzer, dead_letter_dir=config.dead_letter_dir)
+                                                 analyzer=config.bm25_analyzer, dead_letter_dir=config.dead_letter_dir,
+                                                 seismic=seismic)
+    if seismic is not None:
+        raise ValueError("--ann is for the opensearch backend (sparse_vector + SEISMIC); the embedded index builds its "
+                         "Seismic index by itself above KSEARCH_APPROXIMATE_ABOVE passages")
     if rebuild:
         raise ValueError("--rebuild is for the opensearch backend; for the embedded index, delete "
                          f"{config.home / name} or ingest into a new --index")

@@ -40,6 +40,7 @@ from retrieval.backends.opensearch_mapping import (
     morpheme_terms,
     passage_from_source,
 )
+from retrieval.backends.opensearch_seismic import SeismicTokens
 from retrieval.errors import IndexFormatError, IndexNotFoundError, RetrievalError
 from retrieval.hits import Hit
 from retrieval.index_meta import FORMAT_VERSION, IndexMeta
@@ -67,8 +68,10 @@ class OpenSearchIndex(SearchBackend):
     """A ksearch index in OpenSearch; see the module docstring."""
 
     def __init__(self, conn: OpenSearchConnection, name: str, concrete: str, meta: IndexMeta, bm25_field: str,
-                 *, client=None, rebuild_of: list[str] | None = None, dead_letter_dir: Path | None = None) -> None:
+                 *, client=None, rebuild_of: list[str] | None = None, dead_letter_dir: Path | None = None,
+                 seismic: SeismicTokens | None = None) -> None:
         self.conn = conn
+        self.seismic = seismic  # a sparse_vector + SEISMIC index (`--ann`): token-id keys; None: rank_features
         self.name = name  # the alias
         self.concrete = concrete  # the concrete index reads and writes go to
         self.meta = meta
@@ -110,28 +113,35 @@ class OpenSearchIndex(SearchBackend):
             raise IndexFormatError(f"OpenSearch index {concrete!r} has format version {meta.format_version}; this "
                                    f"ksearch reads up to {FORMAT_VERSION}: upgrade ksearch")
         return cls(conn, name, concrete, meta, meta_block.get("bm25_field", TEXT_FIELD), client=client,
-                   dead_letter_dir=dead_letter_dir)
+                   dead_letter_dir=dead_letter_dir, seismic=SeismicTokens.from_meta(meta_block, meta.vocab_hash, concrete))
 
     @classmethod
     def open_or_create(cls, name: str, meta: IndexMeta, *, conn: OpenSearchConnection, rebuild: bool = False,
-                       analyzer: str = "auto", dead_letter_dir: Path | None = None) -> "OpenSearchIndex":
-        """Open alias `name`, or create `NAME-<timestamp>` behind it; `rebuild` writes a new one swapped in by `finish_writes`."""
+                       analyzer: str = "auto", dead_letter_dir: Path | None = None,
+                       seismic: SeismicTokens | None = None) -> "OpenSearchIndex":
+        """Open alias `name`, or create `NAME-<timestamp>` behind it; `rebuild` writes a new one swapped in by `finish_writes`;
+        `seismic`: create it with a `sparse_vector` + SEISMIC field (`opensearch_seismic`; OpenSearch 3.3+)."""
         _check_name(name)
         if analyzer not in ANALYZERS:
             raise ValueError(f"BM25 analyzer must be one of {', '.join(ANALYZERS)}, not {analyzer!r}")
         client = conn.client()
         try:
-            return cls._open_or_create_with(client, conn, name, meta, rebuild, analyzer, dead_letter_dir)
+            return cls._open_or_create_with(client, conn, name, meta, rebuild, analyzer, dead_letter_dir, seismic)
         except BaseException:
             client.close()
             raise
 
     @classmethod
     def _open_or_create_with(cls, client, conn: OpenSearchConnection, name: str, meta: IndexMeta, rebuild: bool,
-                             analyzer: str, dead_letter_dir: Path | None) -> "OpenSearchIndex":
+                             analyzer: str, dead_letter_dir: Path | None,
+                             seismic: SeismicTokens | None = None) -> "OpenSearchIndex":
         current = cls._alias_target(client, conn, name)
         if current is not None and not rebuild:
-            return cls._open_with(client, conn, name, dead_letter_dir)
+            opened = cls._open_with(client, conn, name, dead_letter_dir)
+            if seismic is not None and opened.seismic is None:
+                raise RetrievalError(f"OpenSearch index {name!r} exists with a rank_features field: add --rebuild to "
+                                     "rebuild it as sparse_vector + SEISMIC (--ann)")
+            return opened
         with translated_errors(conn, f"checking index {name!r}"):
             if current is None and client.indices.exists(index=name):
                 raise RetrievalError(f"OpenSearch has a concrete index named {name!r} (not an alias); ksearch keeps "
@@ -140,6 +150,8 @@ class OpenSearchIndex(SearchBackend):
             analyzer = BM25_NORI if has_nori(client, conn) else BM25_KIWI
         concrete = f"{name}-{_timestamp()}"
         body = index_body(meta.model_copy(update={"name": name}), analyzer)
+        if seismic is not None:
+            body = seismic.apply(body)
         with translated_errors(conn, f"creating index {concrete!r}"):
             client.indices.create(index=concrete, body=body)
             if current is None:
@@ -148,7 +160,7 @@ class OpenSearchIndex(SearchBackend):
         return cls(conn, name, concrete, meta.model_copy(update={"name": name}),
                    body["mappings"]["_meta"]["bm25_field"], client=client,
                    rebuild_of=cls._alias_indices(client, conn, name) if current is not None else None,
-                   dead_letter_dir=dead_letter_dir)
+                   dead_letter_dir=dead_letter_dir, seismic=seismic)
 
     @staticmethod
     def _alias_indices(client, conn: OpenSearchConnection, name: str) -> list[str]:
@@ -189,6 +201,8 @@ class OpenSearchIndex(SearchBackend):
             return
         if self._writer is None:
             self._writer = BulkWriter(self.client, self.concrete, self._dead_letter_path(), self._bm25_morphemes())
+        if self.seismic is not None:
+            vectors = [self.seismic.to_ids(v) for v in vectors]
         with self._errors(f"indexing into {self.concrete!r}"):
             self._writer.submit(passages, vectors)
 
@@ -266,6 +280,8 @@ class OpenSearchIndex(SearchBackend):
     def get_vectors(self, passage_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """Stored vectors (from `_source`: the weights as sent, before 9-bit truncation)."""
         found = self._mget(passage_ids, _source_includes=[SPARSE_FIELD])
+        if self.seismic is not None:
+            return {i: self.seismic.to_tokens(s.get(SPARSE_FIELD) or {}) for i, s in found.items()}
         return {i: {k: float(v) for k, v in (s.get(SPARSE_FIELD) or {}).items()} for i, s in found.items()}
 
     def _run_search(self, body: dict[str, Any], per_document: bool, offset: int, what: str) -> list[Hit]:
@@ -288,12 +304,20 @@ class OpenSearchIndex(SearchBackend):
         if not prepare_query_tokens(query_tokens):
             return []
         domain = filters.domain if filters else None
+        if self.seismic is not None:
+            body = self.seismic.query_body(query_tokens, size=k, offset=offset, per_document=per_document, domain=domain)
+            if body is None:
+                return []
+            return self._run_search(body, per_document, offset, f"searching {self.name!r} (neural_sparse, SEISMIC)")
         return self._run_search(neural_sparse_body(query_tokens, size=k, domain=domain), per_document, offset,
                                 f"searching {self.name!r} (neural_sparse)")
 
     def search_rank_feature(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
                             per_document: bool = True, offset: int = 0) -> list[Hit]:
         """Top-k by a bool of linear `rank_feature` clauses (the same dot product, no plugin needed)."""
+        if self.seismic is not None:
+            raise RetrievalError(f"index {self.name!r} keeps its vectors in a sparse_vector field (--ann, SEISMIC), "
+                                 "which rank_feature queries cannot read: use --mode neural_sparse")
         if not prepare_query_tokens(query_tokens):
             return []
         domain = filters.domain if filters else None

@@ -3,8 +3,6 @@ package dev.ksearch.opensearch.nori;
 import java.io.IOException;
 import java.io.Reader;
 import java.io.StringReader;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -29,6 +27,7 @@ import org.opensearch.index.IndexSettings;
 import org.opensearch.index.analysis.AbstractIndexAnalyzerProvider;
 import org.opensearch.index.analysis.AbstractTokenFilterFactory;
 import org.opensearch.index.analysis.AbstractTokenizerFactory;
+import org.opensearch.index.analysis.Analysis;
 import org.opensearch.index.analysis.AnalyzerProvider;
 import org.opensearch.index.analysis.TokenFilterFactory;
 import org.opensearch.index.analysis.TokenizerFactory;
@@ -51,7 +50,8 @@ public class KsearchNoriPlugin extends Plugin implements AnalysisPlugin {
         }
         Reader reader;
         if (path != null) {
-            reader = Files.newBufferedReader(env.configFile().resolve(path), StandardCharsets.UTF_8);
+            // Analysis resolves the path under the config folder (Environment#configFile in 2.x, configDir in 3.x)
+            reader = Analysis.getReaderFromFile(env, s, "user_dictionary");
         } else if (!rules.isEmpty()) {
             reader = new StringReader(String.join("\n", rules));
         } else {
