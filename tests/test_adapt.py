@@ -253,16 +253,3 @@ def test_the_time_budget_stops_before_a_step_would_end_past_it(monkeypatch):
     # after step 3 (9 s) a fourth step would end at 12 s > 10 s; checkpoints when 4 s have passed since the last
     assert seen == [(1, False, False), (2, True, False), (3, False, True)]
     assert budget.stopped_by_budget
-
-
-def test_adaptation_trains_with_scaled_flops_weights_and_records_the_scale():
-    from encoder.training.adapt import AdaptRecipe
-    from encoder.training.config import ContrastiveConfig
-
-    recipe = AdaptRecipe(contrastive=ContrastiveConfig(query_regularizer_weight=0.02, document_regularizer_weight=0.01),
-                         regularizer_scale=0.1)
-    trained = recipe.training_contrastive()
-    assert trained.query_regularizer_weight == pytest.approx(0.002)
-    assert trained.document_regularizer_weight == pytest.approx(0.001)
-    assert recipe.contrastive.query_regularizer_weight == 0.02  # the recorded parent weights are left as they were
-    assert recipe.resume_key()["regularizer_scale"] == 0.1  # a changed scale starts training cleanly

@@ -44,16 +44,6 @@ class AdaptRecipe(BaseModel):
     batch_size: int = 32  # in-batch negatives plus one mined negative each; 32 keeps a CPU step at a few seconds
     checkpoint_minutes: float = 3.0  # an interrupted run resumes from the last checkpoint
     contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)  # losses and learning rate
-    # The parent's FLOPS weights, at full strength from the first step, on a small corpus's easy pseudo-queries and
-    # half the parent's batch, collapsed the vectors (ood-legal, 250 passages, 38 steps: passage non-zeros 77 -> 30,
-    # Recall@100 0.96 -> 0.78); this factor on both weights is meant to hold the parent's density (README, measured).
-    regularizer_scale: float = 0.1
-
-    def training_contrastive(self) -> ContrastiveConfig:
-        """The contrastive settings adaptation trains with: the parent's, FLOPS weights times `regularizer_scale`."""
-        c = self.contrastive
-        return c.model_copy(update={"query_regularizer_weight": c.query_regularizer_weight * self.regularizer_scale,
-                                    "document_regularizer_weight": c.document_regularizer_weight * self.regularizer_scale})
 
     def resume_key(self) -> dict:
         """What this recipe trains with (recorded in adapt.json; equal keys make prepared pairs and checkpoints
@@ -148,7 +138,7 @@ def fit_within_budget(parent_dir: Path, triples: list[Triple], recipe: AdaptReci
         report_to="none",
     )
     budget = TimeBudget(seconds, checkpoint_seconds=recipe.checkpoint_minutes * 60, progress=progress)
-    loss = splade_loss(model, recipe.training_contrastive(), anchor_teacher)
+    loss = splade_loss(model, recipe.contrastive, anchor_teacher)
     # The parent is already sparse, so the FLOPS weights apply in full from the second step. sentence-transformers'
     # default ramps them up from 0 over a third of the planned steps (for a dense masked-LM start); a run stopped by
     # the budget would then have trained with little regularisation and come out denser than its parent.
