@@ -91,7 +91,8 @@ def open_store_for_ingest(name: str, enc, *, backend: str, config, rebuild: bool
     return open_or_create_server_index(name, enc, conn=config.opensearch, rebuild=rebuild,
                                        analyzer=config.bm25_analyzer, dead_letter_dir=config.dead_letter_dir,
                                        source=source, models_dir=models_dir, document_model_id=document_model_id,
-                                       query_model_id=query_model_id, notify=notes.print)
+                                       query_model_id=query_model_id, notify=notes.print, shards=config.shards,
+                                       replicas=config.replicas)
 
 
 def check_query_model(store, enc, query_model_id: str | None) -> None:

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     opensearch_ca_file: Path | None = None
     opensearch_timeout: float = 30.0
     opensearch_bm25_analyzer: str = "auto"  # auto (nori when the node has it) | nori | kiwi (Kiwi morphemes, whitespace)
+    opensearch_shards: int = Field(default=1, ge=1)  # primary shards of an index ksearch creates
+    opensearch_replicas: int | None = Field(default=None, ge=0)  # unset: 1 replica when the cluster has a second node
 
     @property
     def models_dir(self) -> Path:
@@ -72,7 +74,8 @@ class Settings(BaseSettings):
         from retrieval.backends.config import BackendConfig
 
         return BackendConfig(home=Path(home or self.home), approximate_above=self.approximate_above,
-                             opensearch=self.opensearch_connection(), bm25_analyzer=self.opensearch_bm25_analyzer)
+                             opensearch=self.opensearch_connection(), bm25_analyzer=self.opensearch_bm25_analyzer,
+                             shards=self.opensearch_shards, replicas=self.opensearch_replicas)
 
 
 @lru_cache(maxsize=1)

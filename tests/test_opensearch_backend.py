@@ -285,3 +285,37 @@ def test_cli_ingest_search_eval_on_opensearch(tmp_path, monkeypatch, opensearch_
         with OpenSearchIndex.open(name, conn=OpenSearchConnection(url=opensearch_url)) as created:
             created.delete_index()
         get_settings.cache_clear()
+
+
+def test_shards_and_replicas_from_the_settings_reach_a_new_index(conn, encoder, tmp_path, monkeypatch):
+    from retrieval.backends import open_or_create_index
+    from retrieval.settings import Settings
+
+    monkeypatch.setenv("KSEARCH_OPENSEARCH_URL", conn.url)
+    monkeypatch.setenv("KSEARCH_OPENSEARCH_SHARDS", "3")
+    monkeypatch.setenv("KSEARCH_OPENSEARCH_REPLICAS", "0")
+    config = Settings().backend_config(home=tmp_path)
+    name = _name("layout")
+    store = open_or_create_index(name, IndexMeta.for_encoder(name, encoder), config=config, backend="opensearch")
+    try:
+        settings = store.client.indices.get_settings(index=store.concrete)[store.concrete]["settings"]["index"]
+        assert (settings["number_of_shards"], settings["number_of_replicas"]) == ("3", "0")
+        assert "auto_expand_replicas" not in settings
+        store.add([Passage(id="d1#0", doc_id="d1", text=KOREAN_SENTENCES[0], domain="legal")],
+                  [encoder.encode_documents([KOREAN_SENTENCES[0]])[0]])
+        store.finish_writes()
+        assert store.stats().passages == 1  # three primaries answer as one index
+    finally:
+        store.delete_index()
+        store.close()
+
+
+def test_an_index_layout_that_cannot_exist_is_refused():
+    from retrieval.backends.opensearch_mapping import index_body
+
+    meta = IndexMeta(name="x", model_id="m", vocab_hash="v")
+    assert index_body(meta, "kiwi")["settings"]["index"] == {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
+    with pytest.raises(ValueError, match="at least 1 shard"):
+        index_body(meta, "kiwi", shards=0)
+    with pytest.raises(ValueError, match="0 or more replicas"):
+        index_body(meta, "kiwi", replicas=-1)

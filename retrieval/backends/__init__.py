@@ -45,7 +45,7 @@ def open_or_create_index(name: str, meta: IndexMeta, *, config: BackendConfig, b
 
         return ServerEncodedIndex.open_or_create(name, meta, conn=config.opensearch, rebuild=rebuild,
                                                  analyzer=config.bm25_analyzer, dead_letter_dir=config.dead_letter_dir,
-                                                 seismic=seismic)
+                                                 seismic=seismic, shards=config.shards, replicas=config.replicas)
     if seismic is not None:
         raise ValueError("--ann is for the opensearch backend (sparse_vector + SEISMIC); the embedded index builds its "
                          "Seismic index by itself above KSEARCH_APPROXIMATE_ABOVE passages")

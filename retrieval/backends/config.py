@@ -22,6 +22,8 @@ class BackendConfig:
     approximate_above: int | None = None  # embedded: Seismic candidates from this many live passages (None: always exact)
     opensearch: OpenSearchConnection = field(default_factory=OpenSearchConnection)
     bm25_analyzer: str = "auto"  # OpenSearch BM25 analysis of new indexes: auto (nori when the node has it) | nori | kiwi
+    shards: int = 1  # OpenSearch: primary shards of a new index
+    replicas: int | None = None  # OpenSearch: replicas of a new index; None -> 1 when a second node is there, else 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home))

@@ -118,15 +118,18 @@ class OpenSearchIndex(SearchBackend):
     @classmethod
     def open_or_create(cls, name: str, meta: IndexMeta, *, conn: OpenSearchConnection, rebuild: bool = False,
                        analyzer: str = "auto", dead_letter_dir: Path | None = None,
-                       seismic: SeismicTokens | None = None) -> "OpenSearchIndex":
+                       seismic: SeismicTokens | None = None, shards: int = 1,
+                       replicas: int | None = None) -> "OpenSearchIndex":
         """Open alias `name`, or create `NAME-<timestamp>` behind it; `rebuild` writes a new one swapped in by `finish_writes`;
-        `seismic`: create it with a `sparse_vector` + SEISMIC field (`opensearch_seismic`; OpenSearch 3.3+)."""
+        `seismic`: create it with a `sparse_vector` + SEISMIC field (`opensearch_seismic`; OpenSearch 3.3+); `shards`,
+        `replicas`: of a new index (an existing one keeps its own)."""
         _check_name(name)
         if analyzer not in ANALYZERS:
             raise ValueError(f"BM25 analyzer must be one of {', '.join(ANALYZERS)}, not {analyzer!r}")
         client = conn.client()
         try:
-            return cls._open_or_create_with(client, conn, name, meta, rebuild, analyzer, dead_letter_dir, seismic)
+            return cls._open_or_create_with(client, conn, name, meta, rebuild, analyzer, dead_letter_dir, seismic,
+                                            (shards, replicas))
         except BaseException:
             client.close()
             raise
@@ -134,7 +137,8 @@ class OpenSearchIndex(SearchBackend):
     @classmethod
     def _open_or_create_with(cls, client, conn: OpenSearchConnection, name: str, meta: IndexMeta, rebuild: bool,
                              analyzer: str, dead_letter_dir: Path | None,
-                             seismic: SeismicTokens | None = None) -> "OpenSearchIndex":
+                             seismic: SeismicTokens | None = None,
+                             layout: tuple[int, int | None] = (1, None)) -> "OpenSearchIndex":
         current = cls._alias_target(client, conn, name)
         if current is not None and not rebuild:
             opened = cls._open_with(client, conn, name, dead_letter_dir)
@@ -149,7 +153,7 @@ class OpenSearchIndex(SearchBackend):
         if analyzer == "auto":
             analyzer = BM25_NORI if has_nori(client, conn) else BM25_KIWI
         concrete = f"{name}-{_timestamp()}"
-        body = index_body(meta.model_copy(update={"name": name}), analyzer)
+        body = index_body(meta.model_copy(update={"name": name}), analyzer, shards=layout[0], replicas=layout[1])
         if seismic is not None:
             body = seismic.apply(body)
         with translated_errors(conn, f"creating index {concrete!r}"):

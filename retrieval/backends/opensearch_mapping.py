@@ -29,8 +29,9 @@ def bm25_field(analyzer: str) -> str:
     return TEXT_FIELD if analyzer == BM25_NORI else MORPHEMES_FIELD
 
 
-def index_body(meta: IndexMeta, analyzer: str, *, shards: int = 1) -> dict[str, Any]:
-    """`PUT /INDEX` body: settings and the explicit (strict) mapping with `_meta`."""
+def index_body(meta: IndexMeta, analyzer: str, *, shards: int = 1, replicas: int | None = None) -> dict[str, Any]:
+    """`PUT /INDEX` body: settings and the explicit (strict) mapping with `_meta`; `replicas` None: one replica when
+    a second node is there (`auto_expand_replicas` 0-1), so a single node stays green."""
     text_analyzer = "nori" if analyzer == BM25_NORI else "standard"
     properties: dict[str, Any] = {
         "doc_id": {"type": "keyword"},
@@ -45,7 +46,13 @@ def index_body(meta: IndexMeta, analyzer: str, *, shards: int = 1) -> dict[str, 
     }
     if analyzer == BM25_KIWI:
         properties[MORPHEMES_FIELD] = {"type": "text", "analyzer": "whitespace"}
-    settings: dict[str, Any] = {"number_of_shards": shards, "auto_expand_replicas": "0-1"}
+    if shards < 1 or (replicas is not None and replicas < 0):
+        raise ValueError(f"an index needs at least 1 shard and 0 or more replicas, not {shards} and {replicas}")
+    settings: dict[str, Any] = {"number_of_shards": shards}
+    if replicas is None:
+        settings["auto_expand_replicas"] = "0-1"
+    else:
+        settings["number_of_replicas"] = replicas
     server = meta.server_encoding
     if server is not None:
         settings["default_pipeline"] = server.pipeline  # every write is encoded by the cluster, whoever sends it

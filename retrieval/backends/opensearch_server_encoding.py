@@ -158,7 +158,8 @@ def open_or_create_server_index(name: str, encoder, *, conn: OpenSearchConnectio
                                 analyzer: str = "auto", dead_letter_dir: Path | None = None,
                                 source: Path | str | None = None, models_dir: Path | str | None = None,
                                 document_model_id: str | None = None, query_model_id: str | None = None,
-                                notify: Callable[[str], None] | None = None) -> ServerEncodedIndex:
+                                notify: Callable[[str], None] | None = None, shards: int = 1,
+                                replicas: int | None = None) -> ServerEncodedIndex:
     """Open server-encoded index `name` (its models deployed, its pipeline in place) or create it (models from
     `ensure_server_models`, pipeline, index with it as default pipeline); `rebuild` as `OpenSearchIndex`.
     Refuses an existing client-encoded index, or model ids other than the recorded ones, without `rebuild`."""
@@ -190,6 +191,7 @@ def open_or_create_server_index(name: str, encoder, *, conn: OpenSearchConnectio
     finally:
         client.close()
     return ServerEncodedIndex.open_or_create(name, meta, conn=conn, rebuild=rebuild, analyzer=analyzer,
+                                             shards=shards, replicas=replicas,
                                              dead_letter_dir=dead_letter_dir)
 
 
