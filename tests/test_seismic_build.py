@@ -111,16 +111,23 @@ def test_finish_writes_builds_the_seismic_index(tmp_path):
     writer.close()
 
 
-def test_searches_after_an_ingest_load_the_file_and_never_build(tmp_path, monkeypatch, caplog):
-    root = tmp_path / "t"
-    _built_index(root).close()
+def _search_with_builds_forbidden(root: Path, monkeypatch, caplog):
+    """Open the index at `root` as a reader that searches approximately from 100 passages, with Seismic builds
+    forbidden, and run the test queries; returns (reader, queries, results, builds attempted, files before)."""
     no_builds = _forbid_builds(monkeypatch)
     before = _files(root)
     reader = EmbeddedIndex.open(root)
     reader.approximate_above = 100
     queries = _queries()
     with caplog.at_level(logging.WARNING):
-        approx = _results(reader, queries)
+        results = _results(reader, queries)
+    return reader, queries, results, no_builds, before
+
+
+def test_searches_after_an_ingest_load_the_file_and_never_build(tmp_path, monkeypatch, caplog):
+    root = tmp_path / "t"
+    _built_index(root).close()
+    reader, queries, approx, no_builds, before = _search_with_builds_forbidden(root, monkeypatch, caplog)
     assert approx == _exact(reader, queries)  # every posting is kept at this size: Seismic finds the true top k
     assert reader.seismic._loaded is not None  # the answers came through Seismic
     assert reader.search_notice() is None and not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -143,13 +150,7 @@ def test_a_stale_index_answers_exactly_and_says_so_once(tmp_path, monkeypatch, c
     more, more_vectors = _corpus(30, seed=9, prefix="E")
     writer.add(more, more_vectors)  # a write without finish_writes (an ingest still running, or killed)
     writer.close()
-    no_builds = _forbid_builds(monkeypatch)
-    before = _files(root)
-    reader = EmbeddedIndex.open(root)
-    reader.approximate_above = 100
-    queries = _queries()
-    with caplog.at_level(logging.WARNING):
-        stale = _results(reader, queries)
+    reader, queries, stale, no_builds, before = _search_with_builds_forbidden(root, monkeypatch, caplog)
     assert stale == _exact(reader, queries)
     assert reader.seismic._loaded is None  # the old file (of other rows) was not used
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -64,7 +64,7 @@ def recipe_for(parent_dir: Path, **overrides) -> AdaptRecipe:
             contrastive = ContrastiveConfig.model_validate(recorded)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("%s: no usable contrastive settings (%s); using the defaults", recipe_file, exc)
-    return AdaptRecipe(contrastive=contrastive, **overrides)
+    return AdaptRecipe(**{"contrastive": contrastive, **overrides})  # an override may replace the loss settings too
 
 
 @dataclass
