@@ -8,7 +8,6 @@ does), not only one that can read the client's files. Every call takes an ``open
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -27,13 +26,9 @@ class MLCommonsError(RetrievalError):
 
 def model_zip_facts(zip_path: Path) -> tuple[int, str]:
     """(size in bytes, SHA-256 hex) of a model zip: the ``model_content_*`` fields of a register request."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(zip_path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+    from encoder.torchscript_export import file_sha256
+
+    return Path(zip_path).stat().st_size, file_sha256(zip_path)
 
 
 def _call(client, method: str, path: str, what: str, body: Any = None) -> dict:
