@@ -41,7 +41,7 @@ from ksearch.opensearch_node.ml_commons import DJL_VERSION, LIBTORCH_VERSION, ML
 from ksearch.opensearch_node.cluster import LocalCluster
 from ksearch.opensearch_node.node import CACHE_DIR_ENV, DEFAULT_HEAP, HEAP_ENV, LocalOpenSearch, default_cache_dir
 from ksearch.opensearch_node.ports import PortReservation, free_port, reserve_port
-from ksearch.opensearch_node.testing import node_sharing_installation
+from ksearch.opensearch_node.testing import cluster_sharing_installation, node_sharing_installation
 
 # The default release's pins, under their old names.
 OPENSEARCH_VERSION = DEFAULT_VERSION
@@ -96,6 +96,6 @@ __all__ = [
     "HEAP_ENV", "JAVA_MAX", "JAVA_MIN", "LIBTORCH_VERSION", "LUCENE_VERSION", "ML_ARTIFACTS", "ML_SETTINGS", "MAVEN_CENTRAL", "MAVEN_URL_ENV", "MODULES", "NORI_LUCENE",
     "OPENSEARCH_VERSION", "PLUGINS", "PLUGIN_VERSION", "Artifact", "DownloadError", "JavaNotFoundError",
     "LocalCluster", "LocalOpenSearch", "ModuleSpec", "NodeStartError", "OpenSearchNodeError", "PortReservation", "all_artifacts",
-    "default_cache_dir", "ensure_installed", "find_java_home", "free_port", "node_sharing_installation",
+    "default_cache_dir", "ensure_installed", "find_java_home", "free_port", "cluster_sharing_installation", "node_sharing_installation",
     "reserve_port", "start", "status", "stop",
 ]
