@@ -194,6 +194,32 @@ def bench_node_start(
     console.print(f"wrote {write_json(result, out)}")
 
 
+@bench_app.command("cluster-start")
+def bench_cluster_start(
+    nodes: Annotated[int, typer.Option(min=2, help="Nodes in the cluster.")] = 3,
+    settle: Annotated[float, typer.Option(help="Seconds after readiness before memory is read.")] = 10.0,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/cluster-start.json"),
+    versions: Annotated[Optional[str], typer.Option(help="Comma-separated OpenSearch versions (default: all).")] = None,
+) -> None:
+    """A local N-node cluster (`ksearch opensearch start --nodes N`) of each version: start time, each node's RSS
+    and heap."""
+    from ksearch.benchmarks.cluster_start import run_cluster_start_bench
+    from ksearch.benchmarks.runner import write_json
+
+    result = run_cluster_start_bench(nodes, settle, versions.split(",") if versions else None)
+    table = Table(title=f"local {nodes}-node cluster | heap {result['heap']} per node | {result['hardware']} | "
+                        f"load average {result['load_average_at_start']:.1f} at start")
+    for col in ("version", "start s", "node", f"RSS MB after {settle:g} s", "heap used MB", "heap max MB"):
+        table.add_column(col, justify="left" if col in ("version", "node") else "right")
+    for version, row in result["rows"].items():
+        for i, (name, m) in enumerate(row["nodes"].items()):
+            table.add_row(version if i == 0 else "", f"{row['start_s']:.1f}" if i == 0 else "", name,
+                          f"{m['rss_mb']:.0f}", f"{m['heap_used_mb']:.0f}", f"{m['heap_max_mb']:.0f}")
+        table.add_row("", "", "all", f"{row['rss_total_mb']:.0f}", "", "")
+    console.print(table)
+    console.print(f"wrote {write_json(result, out)}")
+
+
 @bench_app.command("adapt")
 def bench_adapt(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Starting model (default: the shipped model).")] = None,

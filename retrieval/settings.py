@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     precision: str | None = None  # fp32 | bf16 | int8; None -> ONNX fp32 (model.onnx), else the folder's measured CPU default
     encoder_backend: str | None = None  # auto | onnx | torch; None (auto) -> the folder's model.onnx when usable
 
-    # KSEARCH_OPENSEARCH_URL (or .env) wins; unset, the node `ksearch opensearch start` recorded while it runs
+    # KSEARCH_OPENSEARCH_URL (or .env) wins; unset, the node `ksearch opensearch start` recorded while it runs.
+    # Several nodes of one cluster: comma-separated (http://h1:9200,http://h2:9200), requests then survive a node down
     opensearch_url: str = Field(default_factory=_default_opensearch_url)
     opensearch_user: str | None = None
     opensearch_password: SecretStr | None = None
@@ -65,7 +66,8 @@ class Settings(BaseSettings):
         from retrieval.backends.opensearch_connection import OpenSearchConnection
 
         password = self.opensearch_password.get_secret_value() if self.opensearch_password else None
-        return OpenSearchConnection(url=self.opensearch_url.rstrip("/"), user=self.opensearch_user, password=password,
+        url = ",".join(u.strip().rstrip("/") for u in self.opensearch_url.split(",") if u.strip())
+        return OpenSearchConnection(url=url, user=self.opensearch_user, password=password,
                                     verify_certs=self.opensearch_verify_certs, ca_file=self.opensearch_ca_file,
                                     timeout=self.opensearch_timeout)
 

@@ -79,13 +79,13 @@ class _Nodes:
     def url(self, version: str) -> str:
         """The URL of a running node of `version` (skips, or fails in CI, when none can be had)."""
         if version in self._failed:
-            _unavailable(self._failed[version])
+            unavailable(self._failed[version])
         if version not in self._urls:
             try:
                 self._urls[version] = self._find_or_start(version)
             except _NodeUnavailable as e:
                 self._failed[version] = str(e)
-                _unavailable(str(e))
+                unavailable(str(e))
         return self._urls[version]
 
     def _find_or_start(self, version: str) -> str:
@@ -164,7 +164,7 @@ def _started(node, what: str) -> Iterator[str]:
         msg = f"could not start {what}: {e}"
         if tail and tail not in msg:
             msg += "\n--- node log tail ---\n" + tail
-        _unavailable(msg)
+        unavailable(msg)
     try:
         yield url
     finally:
@@ -172,7 +172,8 @@ def _started(node, what: str) -> Iterator[str]:
             node.stop()
 
 
-def _unavailable(msg: str) -> None:
+def unavailable(msg: str) -> None:
+    """Skip the test because no node can be had, or fail it under CI (``CI=true``)."""
     if _in_ci():
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
@@ -207,7 +208,7 @@ def opensearch_ml_url(tmp_path_factory) -> Iterator[str]:
     try:
         node = node_sharing_installation(tmp_path_factory.mktemp("ml-node"), ml=True, version=ML_RELEASE.version)
     except OpenSearchNodeError as e:
-        _unavailable(f"could not install OpenSearch with ml-commons: {e}")
+        unavailable(f"could not install OpenSearch with ml-commons: {e}")
     yield from _started(node, "a local OpenSearch node with ml-commons")
 
 

@@ -45,7 +45,7 @@ def test_an_explicit_port_briefly_taken_is_waited_for_and_one_kept_taken_is_refu
 
 
 class _FakeNode(LocalOpenSearch):
-    """`start` without Java: `_spawn` records the ports (and whether they are held); the first launch hits a BindException."""
+    """`start` without Java: `spawn` records the ports (and whether they are held); the first launch hits a BindException."""
 
     def __init__(self, cache_dir, fail_first: bool = True) -> None:
         super().__init__(cache_dir=cache_dir, quiet=True)
@@ -55,7 +55,7 @@ class _FakeNode(LocalOpenSearch):
     def ensure_installed(self):
         return self.home
 
-    def _spawn(self, http_port, transport_port, java_home):
+    def spawn(self, http_port, transport_port, java_home):
         held = _plain_bind_fails(http_port) and _plain_bind_fails(transport_port)
         self.launches.append((http_port, transport_port, held))
         return {"pid": 0, "url": f"http://127.0.0.1:{http_port}"}
@@ -67,7 +67,7 @@ class _FakeNode(LocalOpenSearch):
             raise NodeStartError("OpenSearch exited while starting")
         return state["url"]
 
-    def _kill(self, pid, grace):
+    def kill(self, pid, grace):
         pass
 
 

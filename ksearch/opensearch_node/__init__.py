@@ -19,7 +19,8 @@ Downloads are verified against Maven's ``.sha1`` files and cached (``KSEARCH_CAC
 
 One job per module: `artifacts` (what is downloaded, pinned SHA-1s), `downloads` (fetching and verifying),
 `releases` (the pinned versions), `java` (finding a Java runtime for a release), `assembly` (modules, plugins, compiling the nori plugin), `node` (the
-`LocalOpenSearch` process: start, readiness, stop), `ml_commons` (ml-commons: plugins, PyTorch runtime, settings),
+`LocalOpenSearch` process: start, readiness, stop), `cluster` (`LocalCluster`: several such nodes forming one
+cluster on loopback), `ml_commons` (ml-commons: plugins, PyTorch runtime, settings),
 `ports` (held ports, locks), `testing` (a second node sharing the installation). Everything public is importable
 from here.
 """
@@ -37,9 +38,10 @@ from ksearch.opensearch_node.releases import (ANTLR_VERSION, ASM_VERSION, DEFAUL
                                               get_release)
 from ksearch.opensearch_node.java import JAVA_MAX, JAVA_MIN, find_java_home
 from ksearch.opensearch_node.ml_commons import DJL_VERSION, LIBTORCH_VERSION, ML_ARTIFACTS, ML_SETTINGS
+from ksearch.opensearch_node.cluster import LocalCluster
 from ksearch.opensearch_node.node import CACHE_DIR_ENV, DEFAULT_HEAP, HEAP_ENV, LocalOpenSearch, default_cache_dir
 from ksearch.opensearch_node.ports import PortReservation, free_port, reserve_port
-from ksearch.opensearch_node.testing import node_sharing_installation
+from ksearch.opensearch_node.testing import cluster_sharing_installation, node_sharing_installation
 
 # The default release's pins, under their old names.
 OPENSEARCH_VERSION = DEFAULT_VERSION
@@ -93,7 +95,7 @@ __all__ = [
     "default_version", "get_release",
     "HEAP_ENV", "JAVA_MAX", "JAVA_MIN", "LIBTORCH_VERSION", "LUCENE_VERSION", "ML_ARTIFACTS", "ML_SETTINGS", "MAVEN_CENTRAL", "MAVEN_URL_ENV", "MODULES", "NORI_LUCENE",
     "OPENSEARCH_VERSION", "PLUGINS", "PLUGIN_VERSION", "Artifact", "DownloadError", "JavaNotFoundError",
-    "LocalOpenSearch", "ModuleSpec", "NodeStartError", "OpenSearchNodeError", "PortReservation", "all_artifacts",
-    "default_cache_dir", "ensure_installed", "find_java_home", "free_port", "node_sharing_installation",
+    "LocalCluster", "LocalOpenSearch", "ModuleSpec", "NodeStartError", "OpenSearchNodeError", "PortReservation", "all_artifacts",
+    "default_cache_dir", "ensure_installed", "find_java_home", "free_port", "cluster_sharing_installation", "node_sharing_installation",
     "reserve_port", "start", "status", "stop",
 ]

@@ -33,6 +33,9 @@ from retrieval.backends.opensearch_state import (CACHE_DIR_ENV, default_cache_di
 from ksearch.opensearch_node.ports import file_lock, reserve_port
 
 if TYPE_CHECKING:
+    from ksearch.opensearch_node.cluster import ClusterPeers
+
+if TYPE_CHECKING:
     from rich.progress import Progress
 
 HEAP_ENV = "KSEARCH_OPENSEARCH_HEAP"
@@ -66,15 +69,18 @@ class LocalOpenSearch:
         quiet: bool = False,
         ml: bool = False,
         version: str | None = None,
+        peers: ClusterPeers | None = None,
     ) -> None:
         """Manage the node whose files live under ``cache_dir`` (default: ``default_cache_dir()``), of OpenSearch
         ``version`` (default: `releases.default_version`, ``$KSEARCH_OPENSEARCH_VERSION`` or 2.19.1); ``ml`` runs it
-        with ml-commons (`ml_commons`: its own assembled home beside the plain one, same config, data and state)."""
+        with ml-commons (`ml_commons`: its own assembled home beside the plain one, same config, data and state);
+        ``peers``: it is one member of a cluster (`cluster.LocalCluster`) instead of a single node."""
         self.release = get_release(version)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.heap = heap or os.environ.get(HEAP_ENV) or DEFAULT_HEAP
         self.quiet = quiet
         self.ml = ml
+        self.peers = peers
         self._proc: subprocess.Popen[bytes] | None = None
         self.started_here = False  # True once start() has launched the node from this object
 
@@ -203,6 +209,15 @@ class LocalOpenSearch:
 
     # ---- start / stop
 
+    def _discovery_yaml(self) -> str:
+        if self.peers is None:
+            return "cluster.name: ksearch-local\nnode.name: ksearch-local\ndiscovery.type: single-node\n"
+        p = self.peers
+        return (f"cluster.name: {p.cluster_name}\n"
+                f"node.name: {p.node_name}\n"
+                f"discovery.seed_hosts: {json.dumps([f'127.0.0.1:{port}' for port in p.seed_transport_ports])}\n"
+                f"cluster.initial_cluster_manager_nodes: {json.dumps(list(p.initial_managers))}\n")
+
     def _write_config(self, conf: Path, http_port: int, transport_port: int) -> None:
         conf.mkdir(parents=True, exist_ok=True)
         shutil.copy2(self.home / "config" / "log4j2.properties", conf / "log4j2.properties")
@@ -227,12 +242,10 @@ class LocalOpenSearch:
         logs.mkdir(parents=True, exist_ok=True)
         (conf / "opensearch.yml").write_text(
             "# written by ksearch.opensearch_node on every start\n"
-            "cluster.name: ksearch-local\n"
-            "node.name: ksearch-local\n"
+            + self._discovery_yaml() +
             "network.host: 127.0.0.1\n"
             f"http.port: {http_port}\n"
             f"transport.port: {transport_port}\n"
-            "discovery.type: single-node\n"
             f"path.data: {json.dumps(str(data))}\n"
             f"path.logs: {json.dumps(str(logs))}\n"
             "cluster.routing.allocation.disk.threshold_enabled: false\n"
@@ -240,7 +253,8 @@ class LocalOpenSearch:
             + (ml_commons.ml_settings_yaml() if self.ml else "")
         )
 
-    def _spawn(self, http_port: int, transport_port: int, java_home: Path) -> dict:
+    def spawn(self, http_port: int, transport_port: int, java_home: Path) -> dict:
+        """Write the config and launch the node detached on these ports (not waiting for it); return its state."""
         conf = self.run_dir / "config"
         self._write_config(conf, http_port, transport_port)
         env = java_env_clean()
@@ -333,20 +347,21 @@ class LocalOpenSearch:
                     self._say(
                         f"Starting OpenSearch {self.version} on http://127.0.0.1:{http.port} (log: {self.log_file})"
                     )
-                    state = self._spawn(http.port, transport.port, java_home)
+                    state = self.spawn(http.port, transport.port, java_home)
                     try:
                         url = self._wait_ready(state, deadline)
                         self.started_here = True
                         return url
                     except NodeStartError:
-                        self._kill(int(state["pid"]), grace=10)
+                        self.kill(int(state["pid"]), grace=10)
                         self.state_file.unlink(missing_ok=True)
                         retry = "BindException" in self.log_tail(200) and time.monotonic() < deadline
                         if not retry or attempt + 1 == START_ATTEMPTS:
                             raise
             raise NodeStartError(f"OpenSearch did not start after {START_ATTEMPTS} attempts", self.log_tail(), self.log_file)
 
-    def _kill(self, pid: int, grace: float) -> None:
+    def kill(self, pid: int, grace: float) -> None:
+        """End the node process `pid` (its process group): SIGTERM, SIGKILL after `grace` s."""
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, sig)  # the node runs in its own session: pgid == pid
@@ -371,6 +386,6 @@ class LocalOpenSearch:
             pid = int(state["pid"])
             running = self._pid_alive(pid)
             if running:
-                self._kill(pid, grace=timeout)
+                self.kill(pid, grace=timeout)
             self.state_file.unlink(missing_ok=True)
             return running

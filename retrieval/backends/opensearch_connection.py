@@ -52,7 +52,9 @@ class OpenSearchRefusedError(OpenSearchError):
 class OpenSearchConnection:
     """Where and how to reach OpenSearch (`retrieval.settings.Settings.opensearch_connection()`, or given in tests)."""
 
-    url: str = "http://127.0.0.1:9200"  # Settings.opensearch_connection(): KSEARCH_OPENSEARCH_URL, else the node `ksearch opensearch start` runs
+    # Settings.opensearch_connection(): KSEARCH_OPENSEARCH_URL, else the node `ksearch opensearch start` runs; several
+    # nodes of one cluster comma-separated (requests go round-robin, a node that does not answer is skipped)
+    url: str = "http://127.0.0.1:9200"
     user: str | None = None
     password: str | None = None  # plain text here; settings hold it as SecretStr
     verify_certs: bool = True
@@ -64,19 +66,31 @@ class OpenSearchConnection:
         """The URL without user information (safe to print)."""
         return redact_url(self.url)
 
+    @property
+    def urls(self) -> list[str]:
+        """The node URLs of `url` (several when it lists them comma-separated)."""
+        urls = [u.strip().rstrip("/") for u in self.url.split(",") if u.strip()]
+        if not urls:
+            raise RetrievalError("the OpenSearch URL is empty: set KSEARCH_OPENSEARCH_URL to http(s)://host:port "
+                                 "(several nodes of a cluster comma-separated)")
+        return urls
+
     def __repr__(self) -> str:  # never show the password
         return f"OpenSearchConnection(url={self.safe_url!r}, user={self.user!r}, verify_certs={self.verify_certs})"
 
     def client(self):  # -> opensearchpy.OpenSearch
-        """An `opensearchpy.OpenSearch` client (credentials from the fields or the URL)."""
+        """An `opensearchpy.OpenSearch` client of every node in `urls` (credentials from the fields or the first URL
+        that has some)."""
         from opensearchpy import OpenSearch
 
-        parts = urlsplit(self.url)
-        user, password = self.user, self.password
-        if parts.username and user is None:
-            user, password = parts.username, parts.password
-        host = urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
-        kwargs = {"hosts": [host], "timeout": self.timeout, "verify_certs": self.verify_certs,
+        user, password, hosts = self.user, self.password, []
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.username and user is None:
+                user, password = parts.username, parts.password
+            hosts.append(urlunsplit((parts.scheme, (parts.hostname or "") + (f":{parts.port}" if parts.port else ""),
+                                     parts.path, "", "")))
+        kwargs = {"hosts": hosts, "timeout": self.timeout, "verify_certs": self.verify_certs,
                   "ssl_show_warn": self.verify_certs, "http_compress": False}
         if user is not None:
             kwargs["http_auth"] = (user, password or "")
@@ -86,7 +100,9 @@ class OpenSearchConnection:
 
 
 def redact_url(url: str) -> str:
-    """`url` without `user:password@`."""
+    """`url` without `user:password@` (each of several comma-separated URLs)."""
+    if "," in url:
+        return ",".join(redact_url(u.strip()) for u in url.split(","))
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url

@@ -59,10 +59,8 @@ def node_process_alive(pid: int, home: str | os.PathLike[str] | None) -> bool:
     return (home is not None and str(home).encode() in cmdline) or NODE_MAIN_CLASS.encode() in cmdline
 
 
-def running_node_url(cache_dir: Path | None = None) -> str | None:
-    """The URL of the node `ksearch opensearch start` runs from `cache_dir` (default cache), or None when it
-    recorded none or its process has gone. Whether it answers yet is not checked (no network here)."""
-    state = read_state(state_file(cache_dir if cache_dir is not None else default_cache_dir()))
+def _alive_url(state: dict | None) -> str | None:
+    """The state's URL when its process runs, else None."""
     if not state or not isinstance(state.get("url"), str):
         return None
     try:
@@ -70,3 +68,26 @@ def running_node_url(cache_dir: Path | None = None) -> str | None:
     except (KeyError, TypeError, ValueError):
         return None
     return state["url"] if node_process_alive(pid, state.get("home")) else None
+
+
+def cluster_state_file(cache_dir: Path) -> Path:
+    """The JSON file (version, members' cache folders) `ksearch opensearch start --nodes N` leaves under the cache."""
+    return cache_dir / "run" / "cluster.json"
+
+
+def running_cluster_urls(cache_dir: Path | None = None) -> list[str]:
+    """The URLs of the members of the local cluster (`ksearch opensearch start --nodes N`) whose process runs."""
+    cluster = read_state(cluster_state_file(cache_dir if cache_dir is not None else default_cache_dir()))
+    members = cluster.get("members") if cluster else None
+    if not isinstance(members, list):
+        return []
+    urls = (_alive_url(read_state(state_file(Path(m)))) for m in members if isinstance(m, str))
+    return [u for u in urls if u]
+
+
+def running_node_url(cache_dir: Path | None = None) -> str | None:
+    """The URL of the node `ksearch opensearch start` runs from `cache_dir` (default cache), or of the local
+    cluster's running members, comma-separated; None when none runs. Whether they answer yet is not checked (no
+    network here)."""
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    return _alive_url(read_state(state_file(cache_dir))) or ",".join(running_cluster_urls(cache_dir)) or None
