@@ -59,13 +59,14 @@ def opensearch_scale_section(o: dict) -> list[str]:
                   f"would take about {minutes:.0f} minutes before any merge or query, beyond this run's time on this "
                   "2-core machine; the figures below are at "
                   f"{n:,} passages and say nothing measured about 1M.", ""]
-    bm25 = next((r["store"]["bytes_per_passage"] for nd in o["nodes"] for r in nd["indexes"] if r["kind"] == "bm25"), None)
+    bm25 = next((r["store_before_merge"]["bytes_per_passage"] for nd in o["nodes"] for r in nd["indexes"]
+                 if r["kind"] == "bm25"), None)
     lines += ["| node (heap) | index | passages/s | load s | force-merge s | segments before merge | bytes/passage "
-              "before merge | bytes/passage merged | x BM25-only | peak RSS MiB | RSS after MiB |",
+              "before merge | bytes/passage merged | x BM25-only (before merge) | peak RSS MiB | RSS after MiB |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for nd in o["nodes"]:
         for r in nd["indexes"]:
-            ratio = f"{r['store']['bytes_per_passage'] / bm25:.2f}" if bm25 else "-"
+            ratio = f"{r['store_before_merge']['bytes_per_passage'] / bm25:.2f}" if bm25 else "-"
             heap = nd["heap_setting"] or f"{nd['heap_max_mb']:.0f} MiB"
             lines.append(f"| {nd['version']} ({heap}) | {r['kind']} | "
                          f"{r['load']['passages_per_s']:.0f} | {r['load']['seconds']:.0f} | {r['force_merge_seconds']:.0f} | "
@@ -74,9 +75,14 @@ def opensearch_scale_section(o: dict) -> list[str]:
                          f"{_mb(r['rss_after_mb'])} |")
     seismic = next((r["seismic_parameters"] for nd in o["nodes"] for r in nd["indexes"] if r["kind"] == "sparse_vector"),
                    None)
-    lines += ["", "Peak RSS: the JVM's high-water mark from its index's load to the end of its queries (reset before "
-              "each index). SEISMIC index parameters: " + (_settings(seismic) if seismic else "-") + " (the rest at "
-              "their defaults; n_postings defaults to 0.0005 x the segment's passages).", "",
+    lines += ["", "Sizes are the primary store after a flush. The merged size is read right after the force-merge, so "
+              "files of the merged-away segments may still be counted in it (not investigated): the ratio to the "
+              "BM25-only index uses the sizes before the merge, when every index had the same few segments.",
+              "", "Peak RSS: the JVM's high-water mark from its index's load to the end of its queries (reset before "
+              "each index; the node pre-touches its whole heap, `-XX:+AlwaysPreTouch`, so RSS starts near the heap "
+              "setting). SEISMIC index parameters: " + (_settings(seismic) if seismic else "-") + " (the rest at "
+              "their defaults; n_postings defaults to 0.0005 x the segment's passages, which is what limits SEISMIC's "
+              "recall at small corpora; `--seismic-param n_postings=...` changes it).", "",
               "| node | mode | settings | merged | p50 ms | p99 ms | node `took` p50 | recall@10 | target |",
               "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
     t = o["target"]
