@@ -127,19 +127,60 @@ def bench_scale(
     index: Annotated[str, typer.Option(help="Real index whose vectors are sampled.")] = "bench-sample",
     home: BenchHomeOption = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/scale.json"),
+    opensearch: Annotated[bool, typer.Option("--opensearch", help="Also bulk-load --opensearch-passages synthetic "
+                                             "passages into local OpenSearch nodes (or $KSEARCH_OPENSEARCH_URL) and "
+                                             "measure load rate, size, latency and recall of each mode.")] = False,
+    opensearch_passages: Annotated[int, typer.Option(min=100, help="Passages loaded into OpenSearch.")] = 1_000_000,
+    opensearch_versions: Annotated[str, typer.Option(help="Nodes started, in order: 2.x gets BM25 + rank_features "
+                                                          "(exact, two-phase), 3.x SEISMIC.")] = "2.19.1,3.6.0",
+    opensearch_heap: Annotated[str, typer.Option(help="JVM heap of the nodes started here.")] = "4g",
+    seismic_param: Annotated[Optional[list[str]], typer.Option(
+        "--seismic-param", help="SEISMIC index parameter KEY=VALUE for the sparse_vector index (n_postings, "
+                                "cluster_ratio, summary_prune_ratio, approximate_threshold, quantization_ceiling_*); "
+                                "repeatable.")] = None,
+    opensearch_out: Annotated[Path, typer.Option(help="Where to write the OpenSearch results.")]
+    = Path("bench/results/opensearch-scale.json"),
 ) -> None:
-    """Exact and approximate query latency, memory and recall on synthetic corpora shaped like the real vectors."""
-    from ksearch.benchmarks.runner import scale_index_table, scale_table, write_json
-    from ksearch.benchmarks.scale import run_scale_bench
+    """Exact and approximate query latency, memory and recall on synthetic corpora shaped like the real vectors
+    (`--sizes ""` skips the embedded sizes, e.g. with --opensearch)."""
+    from ksearch.benchmarks.runner import opensearch_scale_table, scale_index_table, scale_table, write_json
+    from ksearch.benchmarks.scale import run_scale_bench, sample_inputs
 
     enc = load_encoder_or_fail(model)
-    result = run_scale_bench(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
-                             sizes=[int(s) for s in sizes.split(",") if s.strip()], max_queries=max_queries,
-                             approximate=approximate, through_index=through_index)
-    console.print(scale_table(result))
-    if (through := scale_index_table(result)) is not None:
-        console.print(through)
-    console.print(f"wrote {write_json(result, out)}")
+    wanted = [int(s) for s in sizes.split(",") if s.strip()]
+    if wanted:
+        result = run_scale_bench(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
+                                 sizes=wanted, max_queries=max_queries, approximate=approximate,
+                                 through_index=through_index)
+        console.print(scale_table(result))
+        if (through := scale_index_table(result)) is not None:
+            console.print(through)
+        console.print(f"wrote {write_json(result, out)}")
+    if opensearch:
+        from ksearch.benchmarks.encode import hardware_string
+        from ksearch.benchmarks.opensearch_scale import run_opensearch_scale
+        from ksearch.benchmarks.opensearch_scale_node import opensearch_url_from_env
+        from retrieval.backends.opensearch_seismic import INDEX_PARAMETERS, parse_parameters
+
+        try:
+            overrides = parse_parameters(seismic_param or [])
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--seismic-param") from None
+        if set(overrides) - set(INDEX_PARAMETERS):
+            raise typer.BadParameter(f"only index parameters here ({', '.join(INDEX_PARAMETERS)}); the search "
+                                     "settings measured are fixed in ksearch/benchmarks/opensearch_scale.py",
+                                     param_hint="--seismic-param")
+
+        view, dist, vectors = sample_inputs(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
+                                            max_queries=max_queries)
+        result = run_opensearch_scale(dist, view.features, enc.feature_names, vectors, passages=opensearch_passages,
+                                      versions=[v.strip() for v in opensearch_versions.split(",") if v.strip()],
+                                      heap=opensearch_heap, url=opensearch_url_from_env(), seismic_overrides=overrides,
+                                      say=lambda m: console.print(m, highlight=False))
+        result.update(model=enc.model_id, hardware=hardware_string(),
+                      real_index={"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1])})
+        console.print(opensearch_scale_table(result))
+        console.print(f"wrote {write_json(result, opensearch_out)}")
 
 
 @bench_app.command("startup")

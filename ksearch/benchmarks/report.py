@@ -13,7 +13,8 @@ def _load(results: Path, name: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _targets_section(encode: dict | None, query: dict | None, ingest: dict | None, scale: dict | None) -> list[str]:
+def _targets_section(encode: dict | None, query: dict | None, ingest: dict | None, scale: dict | None,
+                     os_scale: dict | None = None) -> list[str]:
     """One line per target of the benchmark issue: met, not met, or not measured, with the figure."""
     from ksearch.benchmarks.encode import meets_target
 
@@ -39,6 +40,10 @@ def _targets_section(encode: dict | None, query: dict | None, ingest: dict | Non
                      f"{sizes[1_000_000]['exact_index_ms']['p50']:.2f} ms"))
     for backend, r in (ingest or {}).get("backends", {}).items():
         rows.append((f"ingest into {backend} >= 85% of pure encoding", r["meets_target"], f"{r['ratio_to_pure_encoding']:.2f}"))
+    if os_scale:
+        from ksearch.benchmarks.report_opensearch import target_row
+
+        rows.append(target_row(os_scale))
     if not rows:
         return []
     return ["## Targets", "", "| target | result | measured |", "| --- | --- | --- |",
@@ -232,7 +237,8 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     if note:
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
-    lines += _targets_section(encode, query, ingest, scale) + [""]
+    os_scale = _load(results, "opensearch-scale.json")
+    lines += _targets_section(encode, query, ingest, scale, os_scale) + [""]
     for data in (encode, _load(results, "encode-seed-sized.json")):
         if data and "default_precision" in data:
             lines += _encode_section(data) + [""]
@@ -244,6 +250,10 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
                     if d and any(r.get("index") for r in d["sizes"])), None)
     if through:
         lines += _scale_index_section(*through) + [""]
+    if os_scale:
+        from ksearch.benchmarks.report_opensearch import opensearch_scale_section
+
+        lines += opensearch_scale_section(os_scale) + [""]
     out.parent.mkdir(parents=True, exist_ok=True)
     lines += _plots(results, out.parent, scale, query)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -104,3 +104,24 @@ def scale_index_table(result: dict) -> Table | None:
                       str(i["index_files_changed_by_searches"]), f"{i['first_search_ms']:.1f}",
                       f"{i['latency_ms']['p50']:.2f}", f"{i['latency_ms']['p99']:.2f}", f"{i['recall_at_10']:.3f}")
     return table
+
+
+def opensearch_scale_table(result: dict) -> Table:
+    """Per node, index and query mode: load rate, size, latency and recall at the OpenSearch scale run's size."""
+    table = Table(title=f"OpenSearch scale: {result['passages']:,} passages | {result['queries']} queries | "
+                        f"target p50 <= {result['target']['p50_ms']:g} ms at recall@10 >= "
+                        f"{result['target']['recall_at_10']}")
+    for col in ("node", "index", "passages/s", "bytes/passage", "peak RSS MiB", "mode", "settings", "merged", "p50",
+                "p99", "recall@10"):
+        table.add_column(col, justify="left" if col in ("node", "index", "mode", "settings") else "right")
+    for n in result["nodes"]:
+        for r in n["indexes"]:
+            for m in r["modes"]:
+                recall = m.get("recall_at_10")
+                table.add_row(f"{n['version']} ({n['heap_setting'] or '?'})", r["kind"], f"{r['load']['passages_per_s']:.0f}",
+                              f"{r['store']['bytes_per_passage']:.0f}",
+                              "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}", m["mode"],
+                              " ".join(f"{k}={v}" for k, v in m["settings"].items()), "yes" if m["merged"] else "no",
+                              f"{m['latency_ms']['p50']:.2f}", f"{m['latency_ms']['p99']:.2f}",
+                              "-" if recall is None else f"{recall:.3f}")
+    return table

@@ -86,16 +86,24 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
     return row
 
 
-def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, config: BackendConfig,
-                    index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
-                    max_queries: int = 200, baseline_queries: int = 50, approximate: bool = True,
-                    params: SeismicParams | None = None, through_index: bool = True) -> dict:
-    """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
+def sample_inputs(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, config: BackendConfig,
+                  index_name: str = "bench-sample", max_queries: int = 200):
+    """The real index's live view (CSR matrix, feature names), its vector distribution and real query vectors."""
     store = ensure_index(corpus, index_name, encoder, backend="embedded", config=config)
     view = store._view()  # the live CSR matrix and feature names of the real passage vectors
     dist = real_distribution(view.matrix)
     queries = encode_queries(encoder, load_queries(queries_path, splits, "all", max_queries), view.feature_index)
     store.close()
+    return view, dist, queries
+
+
+def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, config: BackendConfig,
+                    index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
+                    max_queries: int = 200, baseline_queries: int = 50, approximate: bool = True,
+                    params: SeismicParams | None = None, through_index: bool = True) -> dict:
+    """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
+    view, dist, queries = sample_inputs(encoder, corpus, queries_path, splits, config=config, index_name=index_name,
+                                        max_queries=max_queries)
     why_not = seismic_available() if approximate else "not requested"
     params = params or SeismicParams()
     home = config.home if through_index else None

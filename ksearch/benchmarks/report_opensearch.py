@@ -1,0 +1,98 @@
+"""The OpenSearch-at-scale part of `docs/benchmarks.md`, from `bench/results/opensearch-scale.json`."""
+
+from __future__ import annotations
+
+FULL_SIZE = 1_000_000
+
+
+def _mb(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def _settings(s: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in s.items()) or "-"
+
+
+def _modes(o: dict):
+    for n in o["nodes"]:
+        for r in n["indexes"]:
+            for m in r["modes"]:
+                yield n, r, m
+
+
+def target_row(o: dict) -> tuple[str, bool, str]:
+    """(target, met, figure) for the Targets table: the fastest mode at recall@10 >= the target."""
+    t = o["target"]
+    good = [(m["latency_ms"]["p50"], n, m) for n, _, m in _modes(o) if m.get("recall_at_10", 0.0) >= t["recall_at_10"]]
+    name = f"OpenSearch at {o['passages']:,} passages: p50 <= {t['p50_ms']:g} ms at recall@10 >= {t['recall_at_10']}"
+    if not good:
+        return name, False, "no mode reached the recall"
+    p50, n, m = min(good, key=lambda g: g[0])
+    return (name, p50 <= t["p50_ms"], f"fastest at that recall: {n['version']} {m['mode']} ({_settings(m['settings'])}"
+            f"{', merged' if m['merged'] else ''}) {p50:.2f} ms at recall@10 {m['recall_at_10']:.3f}")
+
+
+def _rates(o: dict) -> dict[str, float]:
+    return {r["kind"]: r["load"]["passages_per_s"] for n in o["nodes"] for r in n["indexes"]}
+
+
+def opensearch_scale_section(o: dict) -> list[str]:
+    """The section: how it was run, the indexes (load, size, memory), the query modes (latency, recall), the target."""
+    n = o["passages"]
+    load = f"load average {o.get('load_average_at_start')} at start, {o.get('load_average_at_end')} at the end"
+    lines = [f"## OpenSearch at scale ({n:,} passages)", "",
+             f"`ksearch bench scale --sizes \"\" --opensearch --opensearch-passages {n}` (results in "
+             f"`bench/results/opensearch-scale.json`; {load}; 2 cores shared with other work, so latencies carry "
+             "their noise). Synthetic passages sampled as in the scale section above "
+             f"(~{o['mean_nonzero']:.0f} weights each, from the {o['real_index']['passages']:,} real passage vectors of "
+             f"the sample index, {o['real_index']['features']:,} features); {o['queries']} real queries "
+             f"(~{o['mean_query_tokens']:.0f} tokens). Keys: rank_features by token, sparse_vector by the token's id in "
+             f"the model's vocabulary. BM25-only index text: {o['bm25_text']}. Each index is one shard, no replica, "
+             "loaded with opensearch-py `parallel_bulk` (2 threads, 2,000 passages a request) with `refresh_interval` "
+             "-1, then refreshed; size is the primary store after a flush. Exact ground truth: the dot product in "
+             f"Python (`exact_scoring.index_top_k`, p50 {o['python_exact_ms']['p50']:.2f} ms a query).", ""]
+    if n < FULL_SIZE:
+        rates = _rates(o)
+        minutes = sum(FULL_SIZE / r for r in rates.values()) / 60
+        lines += [f"**1,000,000 passages were not run.** At the load rates measured here "
+                  f"({', '.join(f'{k} {v:.0f}/s' for k, v in rates.items())}), loading 1M passages into these indexes "
+                  f"would take about {minutes:.0f} minutes before any merge or query, beyond this run's time on this "
+                  "2-core machine; the figures below are at "
+                  f"{n:,} passages and say nothing measured about 1M.", ""]
+    bm25 = next((r["store_before_merge"]["bytes_per_passage"] for nd in o["nodes"] for r in nd["indexes"]
+                 if r["kind"] == "bm25"), None)
+    lines += ["| node (heap) | index | passages/s | load s | force-merge s | segments before merge | bytes/passage "
+              "before merge | bytes/passage merged | x BM25-only (before merge) | peak RSS MiB | RSS after MiB |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for nd in o["nodes"]:
+        for r in nd["indexes"]:
+            ratio = f"{r['store_before_merge']['bytes_per_passage'] / bm25:.2f}" if bm25 else "-"
+            heap = nd["heap_setting"] or f"{nd['heap_max_mb']:.0f} MiB"
+            lines.append(f"| {nd['version']} ({heap}) | {r['kind']} | "
+                         f"{r['load']['passages_per_s']:.0f} | {r['load']['seconds']:.0f} | {r['force_merge_seconds']:.0f} | "
+                         f"{r['store_before_merge']['segments']} | {r['store_before_merge']['bytes_per_passage']:.0f} | "
+                         f"{r['store']['bytes_per_passage']:.0f} | {ratio} | {_mb(r['peak_rss_mb'])} | "
+                         f"{_mb(r['rss_after_mb'])} |")
+    seismic = next((r["seismic_parameters"] for nd in o["nodes"] for r in nd["indexes"] if r["kind"] == "sparse_vector"),
+                   None)
+    lines += ["", "Sizes are the primary store after a flush. The merged size is read right after the force-merge, so "
+              "files of the merged-away segments may still be counted in it (not investigated): the ratio to the "
+              "BM25-only index uses the sizes before the merge, when every index had the same few segments.",
+              "", "Peak RSS: the JVM's high-water mark from its index's load to the end of its queries (reset before "
+              "each index; the node pre-touches its whole heap, `-XX:+AlwaysPreTouch`, so RSS starts near the heap "
+              "setting). SEISMIC index parameters: " + (_settings(seismic) if seismic else "-") + " (the rest at "
+              "their defaults; n_postings defaults to 0.0005 x the segment's passages, which is what limits SEISMIC's "
+              "recall at small corpora; `--seismic-param n_postings=...` changes it).", "",
+              "| node | mode | settings | merged | p50 ms | p99 ms | node `took` p50 | recall@10 | target |",
+              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    t = o["target"]
+    for nd, _, m in _modes(o):
+        recall = m.get("recall_at_10")
+        ok = recall is not None and recall >= t["recall_at_10"] and m["latency_ms"]["p50"] <= t["p50_ms"]
+        lines.append(f"| {nd['version']} | {m['mode']} | {_settings(m['settings'])} | {'yes' if m['merged'] else 'no'} | "
+                     f"{m['latency_ms']['p50']:.2f} | {m['latency_ms']['p99']:.2f} | {m['took_ms']['p50']:.0f} | "
+                     f"{'-' if recall is None else format(recall, '.3f')} | {'met' if ok else '-'} |")
+    name, ok, figure = target_row(o)
+    lines += ["", "Milliseconds at the client, one query at a time after 5 warm-ups, `_source` off, request cache off. "
+              f"Target ({name}): **{'met' if ok else 'not met'}** ({figure})."]
+    return lines
