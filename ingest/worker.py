@@ -6,6 +6,10 @@ encoded and written `write_batch` at a time (each write is durable on its own; a
 while the next one is encoded), and stored chunks a changed document no longer has are deleted.
 Running the same command again after a crash therefore finishes the job without duplicating anything.
 
+Streamed: documents are read, split and compared with the stored hashes one batch at a time, and the passages to
+write wait in a temporary file (`PassageSpool`) until stale chunks are deleted and encoding starts. What is held
+for the whole run is a digest per document id (`SeenDocuments`), the stored ids and hashes, and the problem rows.
+
 A backend that encodes documents itself (an OpenSearch index with an ml-commons ingest pipeline,
 `encodes_documents`) gets each passage as the model reads it (`encoder.model_text`: Kiwi-segmented for models
 that ask for it) instead of a vector; the encoder then only splits and segments. Its content hashes name the
@@ -16,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +29,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ingest.chunking import PassageSplitter
+from ingest.documents_seen import SeenDocuments, batched, document_digest
+from ingest.passage_spool import PassageSpool
 from ingest.problems import RowProblem
 from ingest.readers import ColumnMapping, SourceDocument, read_documents
 from retrieval.backends.base import RejectedWrite, SearchBackend
@@ -78,40 +85,109 @@ def ingest_fingerprint(encoder, backend: SearchBackend) -> str:
     return f"{encoder.model_id}|{encoder.vocab_hash}|{encoder.document_pruning}|server:{server.document_model_id}"
 
 
-def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> list[SourceDocument]:
-    """Valid documents of `path`; bad rows and conflicting duplicate ids go to the report."""
-    seen: dict[str, SourceDocument] = {}
+def iter_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> Iterator[SourceDocument]:
+    """Valid documents of `path`, streamed in file order; bad rows and conflicting duplicate ids go to the report.
+
+    Only a digest of each document is kept to tell duplicates apart (`SeenDocuments`), never its text."""
+    seen = SeenDocuments()
     for item in read_documents(path, fmt, cols):
         if isinstance(item, RowProblem):
             report.problems.append(item)
             continue
-        first = seen.get(item.doc_id)
+        first = seen.first_seen(item)
         if first is None:
-            seen[item.doc_id] = item
-        elif (first.text, first.title, first.domain, first.extra) == (item.text, item.title, item.domain, item.extra):
+            report.documents_read += 1
+            yield item
+        elif first.digest == document_digest(item):
             report.duplicates_ignored += 1
         else:
-            where = f"line {first.line}" if first.line is not None else first.file
+            where = f"line {first.where}" if isinstance(first.where, int) else first.where
             report.problems.append(RowProblem(item.file, item.line, f"duplicate id {item.doc_id!r} with different "
                                               f"content (first seen at {where}); kept the first"))
-    report.documents_read = len(seen)
-    return list(seen.values())
+
+
+def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> list[SourceDocument]:
+    """`iter_documents` as a list (for callers that need every document at once: adaptation, benchmarks)."""
+    return list(iter_documents(path, fmt, cols, report))
 
 
 SPLIT_BATCH = 256  # documents whose token counts are taken in one call (Kiwi analyses a list on all its workers)
 
 
-def split_documents(documents: list[SourceDocument], splitter: PassageSplitter, fingerprint: str) -> list[Passage]:
-    """Every document's passages (`DOCID#N`), with metadata and content hash."""
-    passages = []
-    for begin in range(0, len(documents), SPLIT_BATCH):
-        chunk = documents[begin : begin + SPLIT_BATCH]
+def iter_document_passages(documents: Iterable[SourceDocument], splitter: PassageSplitter,
+                           fingerprint: str) -> Iterator[tuple[str, list[Passage]]]:
+    """(document id, its passages `DOCID#N` with metadata and content hash), `SPLIT_BATCH` documents split at a time."""
+    for chunk in batched(documents, SPLIT_BATCH):
         for doc, pieces in zip(chunk, splitter.split_many([d.text for d in chunk])):
+            passages = []
             for number, text in enumerate(pieces):
                 p = Passage(id=passage_id(doc.doc_id, number), doc_id=doc.doc_id, text=text, title=doc.title,
                             domain=doc.domain, extra=dict(doc.extra))
                 passages.append(Passage(**{**p.__dict__, "content_hash": content_hash(p, fingerprint)}))
-    return passages
+            yield doc.doc_id, passages
+
+
+def split_documents(documents: list[SourceDocument], splitter: PassageSplitter, fingerprint: str) -> list[Passage]:
+    """Every document's passages (`DOCID#N`), with metadata and content hash."""
+    return [p for _, passages in iter_document_passages(documents, splitter, fingerprint) for p in passages]
+
+
+def plan_writes(groups: Iterable[tuple[str, list[Passage]]], stored: Mapping[str, str], spool: PassageSpool,
+                report: IngestReport) -> list[str]:
+    """Put every passage whose stored hash differs into `spool`; return the stored ids the input's documents no longer
+    have (stale chunks). Holds one document's passages at a time, plus the stored ids grouped by document."""
+    stored_by_doc: dict[str, list[str]] = defaultdict(list)
+    for pid in stored:
+        stored_by_doc[doc_id_of(pid)].append(pid)
+    stale: list[str] = []
+    for doc_id, passages in groups:
+        report.passages += len(passages)
+        if doc_id in stored_by_doc:
+            new_ids = {p.id for p in passages}
+            stale += [pid for pid in stored_by_doc.pop(doc_id) if pid not in new_ids]
+        for p in passages:
+            if stored.get(p.id) == p.content_hash:
+                report.skipped_unchanged += 1
+            else:
+                spool.append(p)
+    return stale
+
+
+def _encode_and_write(spool: PassageSpool, backend: SearchBackend, encoder, report: IngestReport, write_batch: int,
+                      progress: bool, on_batch_written: Callable[[int], None] | None,
+                      on_progress: Callable[[int, int], None] | None) -> None:
+    """Encode the spooled passages `write_batch` at a time, one write in flight while the next batch is encoded."""
+    to_write = len(spool)
+    if on_progress is not None:
+        on_progress(0, to_write)
+
+    def written(count: int) -> None:
+        report.written += count
+        bar.update(count)
+        if on_batch_written is not None:
+            on_batch_written(report.written)
+        if on_progress is not None:
+            on_progress(report.written, to_write)
+
+    if backend.encodes_documents:  # the backend encodes: send each passage as the model reads it
+        encode, write, desc = encoder.model_text, backend.add_texts, "sending"
+    else:
+        encode, write, desc = encoder.encode_documents, backend.add, "encoding"
+
+    # Leaving the `with` (also on Ctrl-C or an error) waits for the write in flight, so every started write is whole
+    # before we return.
+    with tqdm(total=to_write, unit="passage", desc=desc, disable=not progress or not to_write, smoothing=0.1) as bar, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
+        pending: tuple[Future, int] | None = None
+        for batch in spool.batches(write_batch):
+            encoded = encode([p.text for p in batch])
+            if pending is not None:
+                pending[0].result()  # a failed write stops the run here, before anything later is written
+                written(pending[1])
+            pending = (writer.submit(write, batch, encoded), len(batch))
+        if pending is not None:
+            pending[0].result()
+            written(pending[1])
 
 
 def ingest_path(
@@ -132,50 +208,13 @@ def ingest_path(
     """
     backend.check_encoder(encoder.model_id, encoder.vocab_hash)
     report = IngestReport()
-    documents = collect_documents(Path(path), fmt, columns, report)
-    passages = split_documents(documents, PassageSplitter(encoder), ingest_fingerprint(encoder, backend))
-    report.passages = len(passages)
-
-    stored = backend.content_hashes()
-    new_ids = {p.id for p in passages}
-    doc_ids = {d.doc_id for d in documents}
-    stale = [pid for pid in stored if pid not in new_ids and doc_id_of(pid) in doc_ids]
-    report.deleted_stale = backend.delete(stale) if stale else 0
-    todo = [p for p in passages if stored.get(p.id) != p.content_hash]
-    report.skipped_unchanged = len(passages) - len(todo)
-
-    start = time.perf_counter()
-    if on_progress is not None:
-        on_progress(0, len(todo))
-
-    def written(count: int) -> None:
-        report.written += count
-        bar.update(count)
-        if on_batch_written is not None:
-            on_batch_written(report.written)
-        if on_progress is not None:
-            on_progress(report.written, len(todo))
-
-    if backend.encodes_documents:  # the backend encodes: send each passage as the model reads it
-        encode, write, desc = encoder.model_text, backend.add_texts, "sending"
-    else:
-        encode, write, desc = encoder.encode_documents, backend.add, "encoding"
-
-    # One write in flight on a second thread while the next batch is encoded; leaving the `with`
-    # (also on Ctrl-C or an error) waits for it, so every started write is whole before we return.
-    with tqdm(total=len(todo), unit="passage", desc=desc, disable=not progress or not todo, smoothing=0.1) as bar, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer") as writer:
-        pending: tuple[Future, int] | None = None
-        for begin in range(0, len(todo), write_batch):
-            batch = todo[begin : begin + write_batch]
-            encoded = encode([p.text for p in batch])
-            if pending is not None:
-                pending[0].result()  # a failed write stops the run here, before anything later is written
-                written(pending[1])
-            pending = (writer.submit(write, batch, encoded), len(batch))
-        if pending is not None:
-            pending[0].result()
-            written(pending[1])
+    documents = iter_documents(Path(path), fmt, columns, report)
+    groups = iter_document_passages(documents, PassageSplitter(encoder), ingest_fingerprint(encoder, backend))
+    with PassageSpool() as spool:  # passages to write wait on disk, not in memory
+        stale = plan_writes(groups, backend.content_hashes(), spool, report)
+        report.deleted_stale = backend.delete(stale) if stale else 0
+        start = time.perf_counter()
+        _encode_and_write(spool, backend, encoder, report, write_batch, progress, on_batch_written, on_progress)
     backend.finish_writes(progress=progress)  # the embedded index may build its Seismic index here
     report.encode_seconds = time.perf_counter() - start  # includes the backend's final flush
     report.rejected = backend.rejected_writes()

@@ -113,6 +113,23 @@ def bench_ingest(
     console.print(f"wrote {write_json(result, out)}")
 
 
+@bench_app.command("ingest-memory")
+def bench_ingest_memory(
+    size_mb: Annotated[float, typer.Option("--size-mb", min=0.1, help="Size of the synthetic JSONL corpus in MiB.")] = 2048,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Encode with this model instead of a tiny random "
+                                                 "BERT built on the spot (the real model takes hours per GB on CPU).")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option(help="Where the corpus and index are written (deleted after).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/ingest-memory.json"),
+) -> None:
+    """Peak RSS (process and children) while a synthetic JSONL is ingested: flat in the corpus size when streamed."""
+    from ksearch.benchmarks.ingest_memory import run_ingest_memory_bench, ingest_memory_table
+    from ksearch.benchmarks.runner import write_json
+
+    result = run_ingest_memory_bench(size_mb, model=model, work_dir=work_dir)
+    console.print(ingest_memory_table(result))
+    console.print(f"wrote {write_json(result, out)}")
+
+
 @bench_app.command("scale")
 def bench_scale(
     model: ModelOption = None,

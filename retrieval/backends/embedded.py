@@ -8,6 +8,8 @@ leaves an index that fails to open. `compact` merges the live rows into one segm
 One writer at a time: a process takes the lock file at its first write and keeps it until `close` (another process's
 write fails with a clear error); threads sharing one object take turns, a whole write each. Readers (the writer's own
 searches too) work on one committed state, manifest and segments swapped as a whole: before a write or after it.
+A write does not keep its rows in memory: the next read loads the committed segments from disk, so an ingest's
+writer holds one batch at a time (until `finish_writes`, whose compaction and BM25 build read every live row).
 
 Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`) and `pyseismic-lsr` installed,
 indexes of at least that many live passages take candidates from a Seismic index, re-scored exactly. Building it is
@@ -19,12 +21,10 @@ during an ingest), it answers exactly (the same results, slower), logs why once 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,16 +32,17 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.backends.approximate_search import approximate_top_k
-from retrieval.backends.approximate_state import APPROXIMATE_PREFIX, AnnStatus, ref_is_current
+from retrieval.backends.approximate_state import AnnStatus, ref_is_current
 from retrieval.backends.atomic_files import TEMP_PREFIX
 from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
 from retrieval.backends.live_view import LiveView, live_view
 from retrieval.backends.manifest import AnnRef, BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
 from retrieval.backends.postings import posting_scores
 from retrieval.backends.seismic_file import SeismicFile
-from retrieval.backends.segment import Segment, build_segment, read_segment, write_segment
+from retrieval.backends.segment import Segment, build_segment, read_segment, read_segment_hashes, write_segment
 from retrieval.backends.top_k import top_k_rows
 from retrieval.backends.vector_check import check_vectors
+from retrieval.backends.writer_lock import take_writer_lock, remove_orphans
 from retrieval.bm25_index import BM25Index
 from retrieval.errors import IndexNotFoundError, RetrievalError
 from retrieval.hits import Hit
@@ -51,16 +52,21 @@ from retrieval.passage import Passage
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".writer.lock"
 COMPACT_AFTER_SEGMENTS = 32  # finish_writes merges segments beyond this many
 
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """One committed state: a manifest and its segments, replaced as a whole so that no search mixes two states."""
+    """One committed state: a manifest and its segments, replaced as a whole so that no search mixes two states.
+
+    `segments` is None after a write: the rows are read back from disk when something first needs them, so that
+    an ingest's writer never holds the index in memory."""
 
     manifest: Manifest
-    segments: tuple[Segment, ...]
+    segments: tuple[Segment, ...] | None
+
+
+_SAME = object()  # `_commit`: the segments did not change
 
 
 class EmbeddedIndex(SearchBackend):
@@ -124,37 +130,21 @@ class EmbeddedIndex(SearchBackend):
         """Take the lock file (once per object), load what another writer committed since, remove its leftovers."""
         if self._lock_fd is not None:
             return
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RetrievalError(f"index {self.root} is being written by another process; wait for it to finish") from None
-        self._lock_fd = fd
+        self._lock_fd = take_writer_lock(self.root)
         try:  # another writer may have committed since we read the manifest
             on_disk = read_manifest(self.root)
         except IndexNotFoundError:
             on_disk = None
         if on_disk is not None and on_disk.model_dump() != self.manifest.model_dump():
             self._load(on_disk)
-        self._remove_orphans()
+        remove_orphans(self.root, self.manifest)
 
-    def _remove_orphans(self) -> None:
-        """Delete what a killed writer left: temporary files and uncommitted folders and Seismic files."""
-        m = self.manifest
-        referenced = {s.name for s in m.segments} | ({m.bm25.name} if m.bm25 else set()) | ({m.ann.name} if m.ann else set())
-        for entry in self.root.iterdir():
-            name = entry.name
-            orphan = name.startswith(TEMP_PREFIX) or (name.startswith(("seg-", "bm25-", APPROXIMATE_PREFIX))
-                                                       and name not in referenced)
-            if orphan:
-                log.info("removing orphan %s", entry)
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
-
-    def _commit(self, manifest: Manifest, segments: Sequence[Segment] | None = None) -> None:
-        """Replace the manifest on disk, then this object's state (with `segments` when they changed)."""
+    def _commit(self, manifest: Manifest, segments: Sequence[Segment] | None | object = _SAME) -> None:
+        """Replace the manifest on disk, then this object's state (with `segments` when they changed; None: read
+        them from disk when needed)."""
         write_manifest(self.root, manifest)
-        self._set(_Snapshot(manifest, self._snapshot.segments if segments is None else tuple(segments)))
+        kept = self._snapshot.segments if segments is _SAME else None if segments is None else tuple(segments)
+        self._set(_Snapshot(manifest, kept))
 
     def add(self, passages: Sequence[Passage], vectors: Sequence[Mapping[str, float]]) -> None:
         """Append one segment holding these passages (the newest version of an id wins)."""
@@ -175,7 +165,7 @@ class EmbeddedIndex(SearchBackend):
             manifest = self.manifest.model_copy(deep=True)
             manifest.segments.append(SegmentRef(name=segment.name, seq=seq, rows=len(passages)))
             manifest.next_seq = seq + 1
-            self._commit(manifest, (*self._snapshot.segments, segment))
+            self._commit(manifest, None)  # not kept in memory: a long ingest holds one batch, not every segment
 
     def delete(self, passage_ids: Iterable[str]) -> int:
         """Tombstone these ids (one manifest write); return how many were live."""
@@ -304,12 +294,24 @@ class EmbeddedIndex(SearchBackend):
     # ---------------------------------------------------------------- reading
     def _snapshot_view(self) -> tuple[_Snapshot, LiveView]:
         """The current state and its live rows (assembled once per state)."""
-        snapshot, cached = self._snapshot, self._live
-        if cached is not None and cached[0] is snapshot:
-            return cached
-        pair = (snapshot, live_view(snapshot.segments, snapshot.manifest.tombstones))
-        self._live = pair
-        return pair
+        while True:
+            snapshot, cached = self._snapshot, self._live
+            if cached is not None and cached[0] is snapshot:
+                return cached
+            segments = snapshot.segments if snapshot.segments is not None else self._read_segments(snapshot)
+            if segments is not None:
+                pair = (snapshot, live_view(segments, snapshot.manifest.tombstones))
+                self._live = pair
+                return pair
+
+    def _read_segments(self, snapshot: _Snapshot) -> tuple[Segment, ...] | None:
+        """`snapshot`'s segments from disk; None when a newer state of this object replaced (and deleted) them."""
+        try:
+            return tuple(read_segment(self.root, s.name, s.seq) for s in snapshot.manifest.segments)
+        except FileNotFoundError:
+            if self._snapshot is snapshot:
+                raise
+            return None
 
     def _view(self) -> LiveView:
         return self._snapshot_view()[1]
@@ -319,8 +321,16 @@ class EmbeddedIndex(SearchBackend):
         return len(self._view().passages)
 
     def content_hashes(self) -> dict[str, str]:
-        """Live passage id -> content hash."""
-        return {p.id: p.content_hash for p in self._view().passages}
+        """Live passage id -> content hash (read from the segment files when the rows are not in memory)."""
+        snapshot, cached = self._snapshot, self._live
+        if snapshot.segments is not None or (cached is not None and cached[0] is snapshot):
+            return {p.id: p.content_hash for p in self._view().passages}
+        latest: dict[str, tuple[int, str]] = {}
+        for ref in snapshot.manifest.segments:
+            for pid, digest in read_segment_hashes(self.root, ref.name):
+                latest[pid] = (ref.seq, digest)
+        tombstones = snapshot.manifest.tombstones
+        return {pid: digest for pid, (seq, digest) in latest.items() if tombstones.get(pid, -1) <= seq}
 
     def get_passages(self, passage_ids: Sequence[str]) -> list[Passage]:
         """Live passages with these ids, in the order asked."""
@@ -331,19 +341,6 @@ class EmbeddedIndex(SearchBackend):
         """Stored vectors of these passages."""
         view = self._view()
         return {i: view.row_vector(view.row_of[i]) for i in passage_ids if i in view.row_of}
-
-    def _candidates(self, view: LiveView, filters: SearchFilters | None) -> np.ndarray:
-        mask = np.ones(len(view.passages), dtype=bool)
-        if filters is not None and filters.domain is not None:
-            mask &= view.domains == filters.domain
-        return mask
-
-    def _hits(self, view: LiveView, rows: list[int], scores: np.ndarray | Mapping[int, float]) -> list[Hit]:
-        out = []
-        for r in rows:
-            p = view.passages[r]
-            out.append(Hit(id=p.id, doc_id=p.doc_id, score=float(scores[r]), title=p.title, domain=p.domain, text=p.text, extra=p.extra))
-        return out
 
     def search(self, query_tokens: Mapping[str, float], k: int = 10, *, filters: SearchFilters | None = None,
                per_document: bool = True) -> list[Hit]:
@@ -356,10 +353,10 @@ class EmbeddedIndex(SearchBackend):
             scorer = self.seismic.scorer(snapshot.manifest, view, self.approximate_above)
             found = approximate_top_k(view, scorer, query_tokens, k, filters, per_document) if scorer else None
             if found is not None:
-                return self._hits(view, *found)
+                return view.hits(*found)
         scores = posting_scores(view.postings, *view.query_columns(query_tokens))
-        rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
-        return self._hits(view, rows, scores)
+        rows = top_k_rows(scores, view.candidates(filters) & (scores > 0), k, view.doc_codes if per_document else None)
+        return view.hits(rows, scores)
 
     def approximate_status(self) -> AnnStatus:
         """Whether sparse searches use the Seismic index now, and if they answer exactly against the settings, why."""
@@ -390,16 +387,9 @@ class EmbeddedIndex(SearchBackend):
         """Top-k passages (or documents) by BM25 over content morphemes."""
         snapshot, view = self._snapshot_view()
         scores = self._bm25_scores(snapshot, view, text)
-        rows = top_k_rows(scores, self._candidates(view, filters) & (scores > 0), k, view.doc_codes if per_document else None)
-        return self._hits(view, rows, scores)
+        rows = top_k_rows(scores, view.candidates(filters) & (scores > 0), k, view.doc_codes if per_document else None)
+        return view.hits(rows, scores)
 
     def stats(self) -> IndexStats:
         """Live passages, documents and mean non-zero weights per passage."""
-        view = self._view()
-        n = len(view.passages)
-        nnz = float(np.diff(view.matrix.indptr).mean()) if n else 0.0
-        passages_by_domain = Counter(p.domain for p in view.passages)
-        documents_by_domain = Counter(domain for _, domain in {(p.doc_id, p.domain) for p in view.passages})
-        return IndexStats(passages=n, documents=len({p.doc_id for p in view.passages}), avg_nonzero_weights=nnz,
-                          documents_by_domain=dict(sorted(documents_by_domain.items())),
-                          passages_by_domain=dict(sorted(passages_by_domain.items())))
+        return self._view().stats()

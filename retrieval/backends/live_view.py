@@ -3,13 +3,16 @@ assembled into one CSR matrix (and its column-major copy for scoring) over one f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
+from retrieval.backends.base import IndexStats, SearchFilters
 from retrieval.backends.segment import Segment
+from retrieval.hits import Hit
 from retrieval.passage import Passage
 
 
@@ -36,6 +39,32 @@ class LiveView:
         """(columns, weights) of the query tokens some live passage has."""
         known = [(self.feature_index[name], w) for name, w in query_tokens.items() if name in self.feature_index]
         return np.array([c for c, _ in known], dtype=np.int64), np.array([w for _, w in known], dtype=np.float64)
+
+    def candidates(self, filters: SearchFilters | None) -> np.ndarray:
+        """Which live rows `filters` allow (a boolean mask)."""
+        mask = np.ones(len(self.passages), dtype=bool)
+        if filters is not None and filters.domain is not None:
+            mask &= self.domains == filters.domain
+        return mask
+
+    def hits(self, rows: list[int], scores: np.ndarray | Mapping[int, float]) -> list[Hit]:
+        """`Hit`s of these rows, scored by `scores[row]`."""
+        out = []
+        for r in rows:
+            p = self.passages[r]
+            out.append(Hit(id=p.id, doc_id=p.doc_id, score=float(scores[r]), title=p.title, domain=p.domain, text=p.text,
+                           extra=p.extra))
+        return out
+
+    def stats(self) -> IndexStats:
+        """Live passages, documents and mean non-zero weights per passage."""
+        n = len(self.passages)
+        nnz = float(np.diff(self.matrix.indptr).mean()) if n else 0.0
+        passages_by_domain = Counter(p.domain for p in self.passages)
+        documents_by_domain = Counter(domain for _, domain in {(p.doc_id, p.domain) for p in self.passages})
+        return IndexStats(passages=n, documents=len({p.doc_id for p in self.passages}), avg_nonzero_weights=nnz,
+                          documents_by_domain=dict(sorted(documents_by_domain.items())),
+                          passages_by_domain=dict(sorted(passages_by_domain.items())))
 
 
 def live_view(segments: Sequence[Segment], tombstones: Mapping[str, int]) -> LiveView:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +79,12 @@ def read_segment(root: Path, name: str, seq: int) -> Segment:
         raise ValueError(f"{folder}: {len(passages)} passages but {len(indptr) - 1} vector rows / {len(morphemes)} morpheme rows")
     matrix = sparse.csr_matrix((data, indices, indptr), shape=(len(passages), len(features)))
     return Segment(name, seq, passages, morphemes, features, matrix)
+
+
+def read_segment_hashes(root: Path, name: str) -> Iterator[tuple[str, str]]:
+    """(passage id, content hash) of every row of a segment, read one line at a time (no vectors, nothing kept)."""
+    with open(root / name / "passages.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                record = json.loads(line)
+                yield record["id"], record.get("content_hash", "")
