@@ -319,6 +319,7 @@ def bench_all_steps(opensearch: bool, sizes: str, results: Path) -> list[list[st
              "--out", f"{results}/encode-shipped.json"],
             ["bench", "encode", "--seed-sized", "--passages", "48", "--repeats", "2", "--out", f"{results}/encode-seed-sized.json"],
             ["bench", "query", *flag, "--out", f"{results}/query.json"],
+            ["bench", "startup", "--index", "bench-sample", "--out", f"{results}/startup.json"],  # the index bench query built
             ["bench", "ingest", *flag, "--documents", "400", "--out", f"{results}/ingest.json"],
             ["bench", "scale", "--sizes", sizes, "--out", f"{results}/scale.json"]]
 

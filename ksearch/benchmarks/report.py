@@ -14,7 +14,7 @@ def _load(results: Path, name: str) -> dict | None:
 
 
 def _targets_section(encode: dict | None, query: dict | None, ingest: dict | None, scale: dict | None,
-                     os_scale: dict | None = None) -> list[str]:
+                     os_scale: dict | None = None, startup: dict | None = None) -> list[str]:
     """One line per target of the benchmark issue: met, not met, or not measured, with the figure."""
     from ksearch.benchmarks.encode import meets_target
 
@@ -44,6 +44,10 @@ def _targets_section(encode: dict | None, query: dict | None, ingest: dict | Non
         from ksearch.benchmarks.report_opensearch import target_row
 
         rows.append(target_row(os_scale))
+    if startup:
+        from ksearch.benchmarks.report_startup import target_rows
+
+        rows += target_rows(startup)
     if not rows:
         return []
     return ["## Targets", "", "| target | result | measured |", "| --- | --- | --- |",
@@ -257,8 +261,8 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     if note:
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
-    os_scale = _load(results, "opensearch-scale.json")
-    lines += _targets_section(encode, query, ingest, scale, os_scale) + [""]
+    os_scale, startup = _load(results, "opensearch-scale.json"), _load(results, "startup.json")
+    lines += _targets_section(encode, query, ingest, scale, os_scale, startup) + [""]
     for data in (encode, _load(results, "encode-seed-sized.json")):
         if data and "default_precision" in data:
             lines += _encode_section(data) + [""]
@@ -274,6 +278,10 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
         from ksearch.benchmarks.report_opensearch import opensearch_scale_section
 
         lines += opensearch_scale_section(os_scale) + [""]
+    if startup:
+        from ksearch.benchmarks.report_startup import startup_section
+
+        lines += startup_section(startup) + [""]
     if memory := _load(results, "ingest-memory.json"):
         lines += _ingest_memory_section(memory) + [""]
     out.parent.mkdir(parents=True, exist_ok=True)
