@@ -225,8 +225,8 @@ def test_mined_negatives_are_never_the_source_document_or_a_near_duplicate():
     query = PseudoQuery("보증금 반환", "보증금 반환 소송", 0, "keyphrase")
     ranking = np.array([[0, 1, 2, 3]] * 2)  # itself, its own document, a near-duplicate, then a real negative
     picked = pick_negatives([query, query], passages, terms, {"bm25": ranking, "model": ranking}, random.Random(0))
-    assert picked == [(3, "bm25"), (3, "model")]  # the miners alternate
-    assert pick_negatives([query], passages, terms, {"bm25": np.array([[0, 1, 2, -1]])}, random.Random(0)) == [None]
+    assert picked == [[(3, "bm25")], [(3, "model")]]  # the miners alternate
+    assert pick_negatives([query], passages, terms, {"bm25": np.array([[0, 1, 2, -1]])}, random.Random(0)) == [[]]
 
 
 def test_the_time_budget_stops_before_a_step_would_end_past_it(monkeypatch):
