@@ -34,7 +34,8 @@ def adapt(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit a model to CORPUS with no labels: pseudo-queries from its titles, key nouns and sentences, hard
-    negatives from BM25 and the starting model, fine-tuned with `ksearch train`'s losses; GPU when present.
+    negatives from BM25 and the starting model, distilled from the starting model's and BM25's scores of them
+    (or `ksearch train`'s ranking loss with --objective contrastive); GPU when present.
 
     Ctrl-C leaves no model folder; running the same command again resumes.
     """

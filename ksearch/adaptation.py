@@ -2,7 +2,8 @@
 
 read (the ingest readers and passage splitter, so the model trains on the passages an index will hold) ->
 pseudo-queries (`encoder.training.pseudo_queries`) -> hard negatives from BM25 and from the starting model
-(`encoder.training.negative_mining`) -> Kiwi neighbours for the expansion anchor (when the parent was trained with
+(`encoder.training.negative_mining`) -> the teacher's scores of them, for the default distillation objective
+(`encoder.training.teacher_scores`) -> Kiwi neighbours for the expansion anchor (when the parent was trained with
 one) -> the model's pre-segmentation -> fine-tuning within the time budget (`encoder.training.adapt`) -> the model
 folder, its ONNX export and an atomic rename into `$KSEARCH_HOME/models/NAME` (`encoder.training.model_install`).
 

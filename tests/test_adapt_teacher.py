@@ -3,6 +3,8 @@ of the parent's and BM25's scores, in the parent's range), on the texts actually
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,47 @@ def test_scored_rows_put_the_positive_first_and_score_the_text_trained_on(shippe
     mixed = scored_rows(queries, picked, passages, terms, qterms, shipped, qm, pm, 0.5)
     assert max(mixed[0].scores) == pytest.approx(max(plain[0].scores), abs=1e-3)  # the parent's range is kept
     assert min(mixed[0].scores) == pytest.approx(min(plain[0].scores), abs=1e-3)
+
+
+def _mean_nnz(model_dir, texts) -> float:
+    from encoder import SparseEncoder
+
+    return float(np.mean([len(v) for v in SparseEncoder.load(model_dir).encode_documents(texts)]))
+
+
+@pytest.mark.slow
+def test_distilling_on_a_small_corpus_keeps_the_parents_vector_density(shipped, tmp_path):
+    """The contrastive objective took the shipped model's passages from 77 to 30 non-zero weights on the legal corpus;
+    distillation must not collapse them (the shipped model on 24 passages of it, FLOPS at the parent's weights)."""
+    import json
+    from pathlib import Path
+
+    from encoder.model_resolution import resolve_model
+    from encoder.training.adapt import fit_within_budget, recipe_for
+    from encoder.training.negative_mining import bm25_rankings, encode_matrices, pick_negatives, rank_by_dot
+    from encoder.training.pseudo_queries import CorpusPassage, analyse_passages, pseudo_queries, query_terms
+    from encoder.training.recipe import segmenter_of
+    from encoder.training.teacher_scores import scored_rows
+
+    rows = [json.loads(line) for line in open("eval_data/ood-legal/corpus.jsonl", encoding="utf-8")][:24]
+    passages = [CorpusPassage(r["id"], r.get("title", ""), r["text"][:200]) for r in rows]
+    texts = [p.text for p in passages]
+    terms = analyse_passages(texts)
+    queries = pseudo_queries(passages, terms, random.Random(0), 48)
+    qterms = query_terms([q.query for q in queries])
+    qm, pm = encode_matrices(shipped, texts, [q.query for q in queries])
+    rankings = {"bm25": bm25_rankings([t.content for t in terms], qterms, 20), "model": rank_by_dot(qm, pm, 20)}
+    picked = pick_negatives(queries, passages, terms, rankings, random.Random(0), count=3)
+    scored = scored_rows(queries, picked, passages, terms, qterms, shipped, qm, pm, 0.5)
+    segment = segmenter_of(shipped.model_id).segment
+    queries_seg = segment([r.query for r in scored])
+    flat = iter(segment([p for r in scored for p in r.passages]))
+    scored = [ScoredRow(q, [next(flat) for _ in r.passages], r.scores, r.source) for q, r in zip(queries_seg, scored)]
+    parent_dir = Path(resolve_model(shipped.model_id)[1])
+    recipe = recipe_for(parent_dir, epochs=2.0, batch_size=16)  # 6 steps
+    fit = fit_within_budget(parent_dir, scored, recipe, tmp_path, seconds=3600, max_length=shipped.max_length,
+                            progress=False)
+    assert fit.objective == "distill" and fit.steps == fit.max_steps >= 5
+    (fit.model_dir / "ksearch.json").write_text((parent_dir / "ksearch.json").read_text(encoding="utf-8"),
+                                                encoding="utf-8")
+    assert _mean_nnz(fit.model_dir, texts) >= 0.85 * _mean_nnz(parent_dir, texts)

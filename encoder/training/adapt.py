@@ -1,9 +1,10 @@
 """`ksearch adapt`'s training part: the recipe, the triples, fine-tuning within a time budget, the model folder.
 
 The corpus side (reading, splitting, pseudo-queries, mining) is put together by `ksearch.adaptation`; this module
-only needs passages as text. The starting ("parent") model is fine-tuned with the losses of `ksearch train`
-(`contrastive.splade_loss`) and the parent's own loss weights and learning rate when its folder records them
-(training_recipe.json), so adaptation continues the objective the parent was trained with.
+only needs passages as text. The starting ("parent") model is fine-tuned with MarginMSE toward teacher scores
+(`teacher_scores`; the default) or `ksearch train`'s ranking loss, inside `contrastive.splade_loss`'s FLOPS
+regularisation and expansion anchor at the parent's own loss weights and learning rate when its folder records them
+(training_recipe.json). The contrastive loss on these lexical pseudo-queries collapses the vectors (README).
 """
 
 from __future__ import annotations
