@@ -25,6 +25,8 @@ def adapt(
                                            "starting model and this corpus's BM25) puts between each pseudo-query's "
                                            "passages; contrastive: `ksearch train`'s ranking loss (collapses the "
                                            "vectors, see README).")] = "distill",
+    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the pseudo-queries "
+                                                    "(default 2); the --minutes budget usually ends training first.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace NAME if ksearch adapt wrote it earlier (never any "
                                                         "other model).")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv|jsonl|parquet|txt (default: from the extension).")] = None,
@@ -64,7 +66,7 @@ def adapt(
     try:
         report = adapt_corpus(corpus, out, encoder, models_dir=models_dir, minutes=minutes, force=force, fmt=fmt,
                               columns=columns, progress=not quiet, on_phase=phase_done,
-                              recipe_overrides={"objective": objective})
+                              recipe_overrides={"objective": objective, **({"epochs": epochs} if epochs else {})})
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/yellow]: no model written to {models_dir / out}; run the same command "
                       f"again to resume", highlight=False)
