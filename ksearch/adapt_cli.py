@@ -21,6 +21,12 @@ def adapt(
                                                       "under $KSEARCH_HOME/models (default: the shipped model).")] = None,
     minutes: Annotated[float, typer.Option("--minutes", min=0.05, help="Training time budget in minutes; training stops "
                                            "cleanly when it is spent.")] = DEFAULT_MINUTES,
+    objective: Annotated[str, typer.Option("--objective", help="distill: learn the margins an ensemble teacher (the "
+                                           "starting model and this corpus's BM25) puts between each pseudo-query's "
+                                           "passages; contrastive: `ksearch train`'s ranking loss (collapses the "
+                                           "vectors, see README).")] = "distill",
+    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Passes over the pseudo-queries "
+                                                    "(default 2); the --minutes budget usually ends training first.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace NAME if ksearch adapt wrote it earlier (never any "
                                                         "other model).")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv|jsonl|parquet|txt (default: from the extension).")] = None,
@@ -30,7 +36,8 @@ def adapt(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit a model to CORPUS with no labels: pseudo-queries from its titles, key nouns and sentences, hard
-    negatives from BM25 and the starting model, fine-tuned with `ksearch train`'s losses; GPU when present.
+    negatives from BM25 and the starting model, distilled from the starting model's and BM25's scores of them
+    (or `ksearch train`'s ranking loss with --objective contrastive); GPU when present.
 
     Ctrl-C leaves no model folder; running the same command again resumes.
     """
@@ -42,6 +49,8 @@ def adapt(
 
     if not torch_available():
         fail("adapting trains the model and needs torch: install the training extra with `pip install -e .[train]`")
+    if objective not in ("distill", "contrastive"):
+        fail(f"--objective {objective!r}: choose distill or contrastive")
     if not corpus.exists():
         fail(f"{corpus}: no such file or folder")
     from encoder.training.model_install import ModelFolderError
@@ -56,7 +65,8 @@ def adapt(
 
     try:
         report = adapt_corpus(corpus, out, encoder, models_dir=models_dir, minutes=minutes, force=force, fmt=fmt,
-                              columns=columns, progress=not quiet, on_phase=phase_done)
+                              columns=columns, progress=not quiet, on_phase=phase_done,
+                              recipe_overrides={"objective": objective, **({"epochs": epochs} if epochs else {})})
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/yellow]: no model written to {models_dir / out}; run the same command "
                       f"again to resume", highlight=False)

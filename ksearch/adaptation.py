@@ -2,7 +2,8 @@
 
 read (the ingest readers and passage splitter, so the model trains on the passages an index will hold) ->
 pseudo-queries (`encoder.training.pseudo_queries`) -> hard negatives from BM25 and from the starting model
-(`encoder.training.negative_mining`) -> Kiwi neighbours for the expansion anchor (when the parent was trained with
+(`encoder.training.negative_mining`) -> the teacher's scores of them, for the default distillation objective
+(`encoder.training.teacher_scores`) -> Kiwi neighbours for the expansion anchor (when the parent was trained with
 one) -> the model's pre-segmentation -> fine-tuning within the time budget (`encoder.training.adapt`) -> the model
 folder, its ONNX export and an atomic rename into `$KSEARCH_HOME/models/NAME` (`encoder.training.model_install`).
 
@@ -31,6 +32,7 @@ from encoder.training.adapt import AdaptRecipe, FitResult, fit_within_budget, re
 from encoder.training.data import Triple
 from encoder.training.model_install import check_writable, install, work_dir, work_lock
 from encoder.training.pseudo_queries import CorpusPassage, analyse_passages, pseudo_queries, query_terms
+from encoder.training.teacher_scores import ScoredRow
 from ingest.chunking import PassageSplitter
 from ingest.problems import RowProblem
 from ingest.readers import ColumnMapping
@@ -99,12 +101,12 @@ def adapt_corpus(path: Path, name: str, encoder, *, models_dir: Path, minutes: f
                   "recipe": recipe.resume_key(), "max_length": encoder.max_length}
         key = hashlib.sha256(json.dumps([record["parent"]["weights_sha256"], fingerprint, record["recipe"],
                                          encoder.max_length], sort_keys=True).encode()).hexdigest()
-        triples = _load_prepared(work, key, report)
-        if triples is None:
+        rows = _load_prepared(work, key, report)
+        if rows is None:
             _clear(work)
-            triples = _prepare(passages, encoder, recipe, parent_dir, work, key, report, rng, phase, progress)
+            rows = _prepare(passages, encoder, recipe, parent_dir, work, key, report, rng, phase, progress)
         teacher = _anchor_teacher(work, parent_dir) if recipe.contrastive.anchored else None
-        report.fit = fit_within_budget(parent_dir, triples, recipe, work, seconds=minutes * 60,
+        report.fit = fit_within_budget(parent_dir, rows, recipe, work, seconds=minutes * 60,
                                        max_length=encoder.max_length, anchor_teacher=teacher, progress=progress)
         phase("train")
         staging = work / "model"
@@ -164,9 +166,11 @@ def _read_passages(path: Path, fmt: str | None, columns: ColumnMapping, encoder,
 
 
 def _prepare(passages: list[CorpusPassage], encoder, recipe: AdaptRecipe, parent_dir: Path, work: Path, key: str,
-             report: AdaptReport, rng: random.Random, phase, progress: bool) -> list[Triple]:
-    """Pseudo-queries, mined negatives, Kiwi neighbours and segmentation, saved in `work` under `key`."""
-    from encoder.training.negative_mining import bm25_rankings, model_rankings, pick_negatives
+             report: AdaptReport, rng: random.Random, phase, progress: bool) -> list[Triple] | list[ScoredRow]:
+    """Pseudo-queries, mined negatives (and teacher scores), Kiwi neighbours and segmentation, saved in `work` under
+    `key`: triples for the contrastive objective, scored rows for distillation."""
+    from encoder.training.negative_mining import bm25_rankings, encode_matrices, pick_negatives, rank_by_dot
+    from encoder.training.teacher_scores import round_trip, scored_rows
 
     texts = [p.text for p in passages]
     terms = analyse_passages(texts, progress=progress)
@@ -175,33 +179,49 @@ def _prepare(passages: list[CorpusPassage], encoder, recipe: AdaptRecipe, parent
         raise AdaptError(f"no usable text to adapt to: {len(passages)} passages gave {len(queries)} training "
                          f"queries (Kiwi finds no titles, nouns or sentences to make them from)")
     phase("pseudo-queries")
-    rankings = {"bm25": bm25_rankings([t.content for t in terms], query_terms([q.query for q in queries]),
-                                      recipe.negative_depth)}
+    bm25_query_terms = query_terms([q.query for q in queries])
+    rankings = {"bm25": bm25_rankings([t.content for t in terms], bm25_query_terms, recipe.negative_depth)}
     phase("bm25 negatives")
-    rankings["model"] = model_rankings(encoder, texts, [q.query for q in queries], recipe.negative_depth,
-                                       progress=progress)
+    query_matrix, passage_matrix = encode_matrices(encoder, texts, [q.query for q in queries], progress=progress)
+    rankings["model"] = rank_by_dot(query_matrix, passage_matrix, recipe.negative_depth)
     phase("model negatives")
+    if recipe.round_trip_depth:
+        kept = round_trip(queries, rankings, recipe.round_trip_depth)
+        if len(kept) < MIN_PAIRS:
+            raise AdaptError(f"no usable text to adapt to: of {len(queries)} training queries, {len(kept)} find their "
+                             f"own passage in the top {recipe.round_trip_depth} (round trip)")
+        queries, bm25_query_terms = [queries[i] for i in kept], [bm25_query_terms[i] for i in kept]
+        query_matrix = query_matrix[kept]
+        rankings = {miner: ranking[kept] for miner, ranking in rankings.items()}
     picked = pick_negatives(queries, passages, terms, rankings, rng, window=recipe.negative_window,
-                            near_duplicate=recipe.near_duplicate)
-    triples = [Triple(q.query, q.positive, passages[n[0]].text if n else None, f"{q.kind}+{n[1] if n else 'none'}")
-               for q, n in zip(queries, picked)]
+                            near_duplicate=recipe.near_duplicate,
+                            count=recipe.negatives if recipe.objective == "distill" else 1)
+    if recipe.objective == "distill":
+        rows = scored_rows(queries, picked, passages, terms, bm25_query_terms, encoder, query_matrix, passage_matrix,
+                           recipe.bm25_share)
+        phase("teacher scores")
+    else:
+        rows = [Triple(q.query, q.positive, passages[n[0][0]].text if n else None,
+                       f"{q.kind}+{n[0][1] if n else 'none'}") for q, n in zip(queries, picked)]
     if recipe.contrastive.anchored:
         _write_neighbours(work, parent_dir, progress)
         phase("anchor neighbours")
-    triples = _segment(triples, parent_dir, progress)
+    rows = _segment(rows, parent_dir, progress)
     phase("segment")
     with (work / TRIPLES_FILE).open("w", encoding="utf-8") as f:
-        for t in triples:
-            f.write(json.dumps(t.__dict__, ensure_ascii=False) + "\n")
+        for row in rows:
+            f.write(json.dumps(row.__dict__, ensure_ascii=False) + "\n")
     report.pairs = dict(Counter(q.kind for q in queries))
-    report.negatives = dict(Counter(n[1] if n else "none" for n in picked))
+    report.negatives = dict(Counter(miner for negatives in picked for _, miner in negatives))
+    if not all(picked):
+        report.negatives["none"] = sum(not negatives for negatives in picked)
     (work / PREPARED_FILE).write_text(json.dumps({"key": key, "pairs": report.pairs, "negatives": report.negatives}),
                                       encoding="utf-8")
-    return triples
+    return rows
 
 
-def _load_prepared(work: Path, key: str, report: AdaptReport) -> list[Triple] | None:
-    """The triples an earlier run prepared with the same key (None: prepare afresh)."""
+def _load_prepared(work: Path, key: str, report: AdaptReport) -> list[Triple] | list[ScoredRow] | None:
+    """The rows an earlier run prepared with the same key (None: prepare afresh)."""
     try:
         prepared = json.loads((work / PREPARED_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -209,7 +229,8 @@ def _load_prepared(work: Path, key: str, report: AdaptReport) -> list[Triple] | 
     if prepared.get("key") != key:
         return None
     report.pairs, report.negatives, report.reused_prepared = prepared["pairs"], prepared["negatives"], True
-    return [Triple(**json.loads(line)) for line in (work / TRIPLES_FILE).open(encoding="utf-8")]
+    rows = [json.loads(line) for line in (work / TRIPLES_FILE).open(encoding="utf-8")]
+    return [ScoredRow(**row) if "passages" in row else Triple(**row) for row in rows]
 
 
 def _clear(work: Path) -> None:
@@ -241,19 +262,30 @@ def _anchor_teacher(work: Path, parent_dir: Path):
     return expansion_teacher(work, AutoTokenizer.from_pretrained(parent_dir, local_files_only=True))
 
 
-def _segment(triples: list[Triple], parent_dir: Path, progress: bool, batch: int = 512) -> list[Triple]:
-    """The triples as the parent's tokenizer sees them (its Kiwi pre-segmentation, if it has one)."""
+def _segment(rows: list[Triple] | list[ScoredRow], parent_dir: Path, progress: bool,
+             batch: int = 512) -> list[Triple] | list[ScoredRow]:
+    """The rows as the parent's tokenizer sees them (its Kiwi pre-segmentation, if it has one)."""
     from encoder.training.recipe import segment_triples, segmenter_of
 
     segmenter = segmenter_of(parent_dir)
     if segmenter is None:
-        return triples
-    out: list[Triple] = []
-    with tqdm(total=len(triples), desc="segmenting", unit="pair", disable=not progress) as bar:
-        for begin in range(0, len(triples), batch):
-            out += segment_triples(triples[begin: begin + batch], segmenter.segment)
-            bar.update(min(batch, len(triples) - begin))
+        return rows
+    out: list = []
+    with tqdm(total=len(rows), desc="segmenting", unit="pair", disable=not progress) as bar:
+        for begin in range(0, len(rows), batch):
+            chunk = rows[begin: begin + batch]
+            if chunk and isinstance(chunk[0], ScoredRow):
+                out += _segment_scored(chunk, segmenter.segment)
+            else:
+                out += segment_triples(chunk, segmenter.segment)
+            bar.update(len(chunk))
     return out
+
+
+def _segment_scored(rows: list[ScoredRow], segment) -> list[ScoredRow]:
+    queries = segment([r.query for r in rows])
+    flat = iter(segment([p for r in rows for p in r.passages]))
+    return [ScoredRow(q, [next(flat) for _ in r.passages], r.scores, r.source) for q, r in zip(queries, rows)]
 
 
 def _export_onnx(staging: Path) -> str | None:

@@ -77,6 +77,10 @@ def test_a_tiny_corpus_adapts_into_a_model_folder_that_loads(adapted, tiny_model
     assert {"title", "keyphrase", "ict"} <= set(record["pairs"])
     assert sum(record["negatives"].get(m, 0) for m in ("bm25", "model")) > 0
     assert record["recipe"]["contrastive"]["learning_rate"] > 0 and record["training"]["steps"] > 0
+    # the default objective distils, with more than one mined negative per pair (three where the corpus has them)
+    assert record["recipe"]["objective"] == "distill" and record["training"]["objective"] == "distill"
+    mined = sum(record["negatives"].get(m, 0) for m in ("bm25", "model"))
+    assert sum(record["pairs"].values()) < mined <= 3 * sum(record["pairs"].values())
     enc = SparseEncoder.load(folder)
     assert enc.backend == "onnx", "the folder has a model.onnx of its present weights"
     assert enc.encode_queries(["보증금 반환"])[0]
@@ -225,8 +229,15 @@ def test_mined_negatives_are_never_the_source_document_or_a_near_duplicate():
     query = PseudoQuery("보증금 반환", "보증금 반환 소송", 0, "keyphrase")
     ranking = np.array([[0, 1, 2, 3]] * 2)  # itself, its own document, a near-duplicate, then a real negative
     picked = pick_negatives([query, query], passages, terms, {"bm25": ranking, "model": ranking}, random.Random(0))
-    assert picked == [(3, "bm25"), (3, "model")]  # the miners alternate
-    assert pick_negatives([query], passages, terms, {"bm25": np.array([[0, 1, 2, -1]])}, random.Random(0)) == [None]
+    assert picked == [[(3, "bm25")], [(3, "model")]]  # the miners alternate
+    assert pick_negatives([query], passages, terms, {"bm25": np.array([[0, 1, 2, -1]])}, random.Random(0)) == [[]]
+    # several per pair (distillation): distinct passages, the miners taking turns while they have candidates
+    passages.append(CorpusPassage("d", "", "전세 사기 예방", True))
+    terms.append(PassageTerms(("전세", "사기", "예방"), ()))
+    several = pick_negatives([query], passages, terms, {"bm25": np.array([[3, 4]]), "model": np.array([[3, 0]])},
+                             random.Random(0), count=3)
+    assert sorted(several[0]) == [(3, "bm25"), (4, "bm25")] or sorted(several[0]) == [(3, "model"), (4, "bm25")]
+    assert len({n for n, _ in several[0]}) == 2
 
 
 def test_the_time_budget_stops_before_a_step_would_end_past_it(monkeypatch):

@@ -67,20 +67,22 @@ def train_contrastive(model_dir: Path, out_dir: Path, triples: list[Triple], con
     return out_dir
 
 
-def splade_loss(model, config: ContrastiveConfig, anchor_teacher=None):
-    """SpladeLoss(SparseMultipleNegativesRankingLoss) with the config's FLOPS weights; AnchoredSpladeLoss when a
-    Kiwi-neighbour teacher is given (`ksearch train` and `ksearch adapt` optimise the same objective)."""
+def splade_loss(model, config: ContrastiveConfig, anchor_teacher=None, ranking_loss=None):
+    """SpladeLoss(ranking_loss, default SparseMultipleNegativesRankingLoss) with the config's FLOPS weights;
+    AnchoredSpladeLoss when a Kiwi-neighbour teacher is given (`ksearch train` and `ksearch adapt` share it)."""
     from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+
+    ranking_loss = ranking_loss if ranking_loss is not None else SparseMultipleNegativesRankingLoss(model)
 
     regularizers = {"query_regularizer_weight": config.query_regularizer_weight,
                     "document_regularizer_weight": config.document_regularizer_weight}
     if anchor_teacher is not None:
         from encoder.training.anchored_loss import AnchoredSpladeLoss
 
-        return AnchoredSpladeLoss(model, SparseMultipleNegativesRankingLoss(model), teacher=anchor_teacher,
+        return AnchoredSpladeLoss(model, ranking_loss, teacher=anchor_teacher,
                                   query_anchor_weight=config.query_anchor_weight,
                                   document_anchor_weight=config.document_anchor_weight, **regularizers)
-    return SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), **regularizers)
+    return SpladeLoss(model, ranking_loss, **regularizers)
 
 
 def dev_evaluator(queries: dict[str, str], corpus: dict[str, str], relevant: dict[str, set[str]], name: str = "dev"):

@@ -39,24 +39,38 @@ def bm25_rankings(passage_terms: Sequence[Sequence[str]], query_terms: Sequence[
 def model_rankings(encoder, passage_texts: Sequence[str], query_texts: Sequence[str], depth: int, *,
                    progress: bool = False) -> np.ndarray:
     """[queries x depth] passage indices, best first, by the sparse dot product of `encoder`'s vectors."""
+    queries, docs = encode_matrices(encoder, passage_texts, query_texts, progress=progress)
+    return rank_by_dot(queries, docs, depth)
+
+
+def encode_matrices(encoder, passage_texts: Sequence[str], query_texts: Sequence[str], *, progress: bool = False):
+    """(queries [q x vocab], passages transposed [vocab x p]) sparse matrices of `encoder`'s vectors; their product is
+    the model's query-passage scores."""
+    docs = encode_matrix(encoder.encode_documents, encoder.feature_names, passage_texts, "encoding passages", progress)
+    queries = encode_matrix(encoder.encode_queries, encoder.feature_names, query_texts, "encoding queries", progress)
+    return queries, docs.T.tocsr()
+
+
+def encode_matrix(encode, feature_names: Sequence[str], texts: Sequence[str], desc: str = "encoding",
+                  progress: bool = False):
+    """[texts x vocab] sparse matrix of the vectors `encode` (an encoder's encode_documents or encode_queries) gives."""
     from scipy.sparse import csr_matrix
 
-    columns = {name: i for i, name in enumerate(encoder.feature_names)}
+    columns = {name: i for i, name in enumerate(feature_names)}
+    rows, cols, vals = [], [], []
+    for r, vector in enumerate(_encode(encode, texts, desc, progress)):
+        for name, weight in vector.items():
+            rows.append(r)
+            cols.append(columns[name])
+            vals.append(weight)
+    return csr_matrix((vals, (rows, cols)), shape=(len(texts), len(columns)), dtype=np.float32)
 
-    def matrix(vectors: list[dict[str, float]]) -> "csr_matrix":
-        rows, cols, vals = [], [], []
-        for r, vector in enumerate(vectors):
-            for name, weight in vector.items():
-                rows.append(r)
-                cols.append(columns[name])
-                vals.append(weight)
-        return csr_matrix((vals, (rows, cols)), shape=(len(vectors), len(columns)), dtype=np.float32)
 
-    docs = matrix(_encode(encoder.encode_documents, passage_texts, "encoding passages", progress)).T.tocsr()
-    queries = matrix(_encode(encoder.encode_queries, query_texts, "encoding queries", progress))
-    depth = min(depth, len(passage_texts))
-    out = np.full((len(query_texts), depth), -1, dtype=np.int64)
-    for begin in range(0, len(query_texts), SCORE_BLOCK):
+def rank_by_dot(queries, docs, depth: int) -> np.ndarray:
+    """[queries x depth] passage indices, best first, by queries @ docs (-1 where the score is not positive)."""
+    depth = min(depth, docs.shape[1])
+    out = np.full((queries.shape[0], depth), -1, dtype=np.int64)
+    for begin in range(0, queries.shape[0], SCORE_BLOCK):
         scores = (queries[begin: begin + SCORE_BLOCK] @ docs).toarray()
         top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
@@ -76,21 +90,30 @@ def _encode(encode, texts: Sequence[str], desc: str, progress: bool, batch: int 
 
 def pick_negatives(queries: Sequence[PseudoQuery], passages: Sequence[CorpusPassage], terms: Sequence[PassageTerms],
                    rankings: dict[str, np.ndarray], rng: random.Random, *, window: int = 10,
-                   near_duplicate: float = 0.7) -> list[tuple[int, str] | None]:
-    """Per query, (negative passage index, miner name) or None when no miner has an admissible candidate."""
+                   near_duplicate: float = 0.7, count: int = 1) -> list[list[tuple[int, str]]]:
+    """Per query, up to `count` distinct (negative passage index, miner name), the miners taking turns (the first
+    turn rotates with the query), each drawn at random from its miner's first `window` admissible candidates."""
     miners = list(rankings)
     sets = [frozenset(t.content) for t in terms]
-    out: list[tuple[int, str] | None] = []
+    out: list[list[tuple[int, str]]] = []
     for q, query in enumerate(queries):
         source = query.passage
-        chosen = None
-        for k in range(len(miners)):
-            miner = miners[(q + k) % len(miners)]
-            admissible = [int(c) for c in rankings[miner][q] if c >= 0 and _admissible(int(c), source, passages, sets,
-                                                                                       near_duplicate)][:window]
-            if admissible:
-                chosen = (rng.choice(admissible), miner)
-                break
+        pools = {}
+        for miner in miners:
+            pools[miner] = [int(c) for c in rankings[miner][q] if c >= 0 and _admissible(int(c), source, passages, sets,
+                                                                                     near_duplicate)][:window]
+        chosen: list[tuple[int, str]] = []
+        taken: set[int] = set()
+        turn = 0
+        while len(chosen) < count and any(pools.values()):
+            miner = miners[(q + turn) % len(miners)]
+            turn += 1
+            pool = [c for c in pools[miner] if c not in taken]
+            pools[miner] = pool
+            if pool:
+                pick = rng.choice(pool)
+                chosen.append((pick, miner))
+                taken.add(pick)
         out.append(chosen)
     return out
 
