@@ -62,6 +62,8 @@ def opensearch_scale_section(o: dict) -> list[str]:
              "loaded with opensearch-py `parallel_bulk` (2 threads, 2,000 passages a request) with `refresh_interval` "
              "-1, then refreshed; size is the primary store after a flush. Exact ground truth: the dot product in "
              f"Python (`exact_scoring.index_top_k`, p50 {o['python_exact_ms']['p50']:.2f} ms a query).", ""]
+    if o.get("note"):
+        lines += [f"Note on this run: {o['note']}", ""]
     if n < FULL_SIZE:
         rates = _rates(o)
         minutes = sum(FULL_SIZE / r for r in rates.values()) / 60
