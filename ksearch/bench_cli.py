@@ -181,7 +181,10 @@ def bench_scale(
                                       seismic_index_sets=index_sets,
                                       **({"seismic_search": searches} if searches else {}),
                                       say=lambda m: console.print(m, highlight=False))
-        result.update(model=enc.model_id, hardware=hardware_string(),
+        import shlex
+        import sys
+
+        result.update(model=enc.model_id, hardware=hardware_string(), command=shlex.join(["ksearch", *sys.argv[1:]]),
                       real_index={"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1])})
         console.print(opensearch_scale_table(result))
         console.print(f"wrote {write_json(result, opensearch_out)}")

@@ -50,9 +50,10 @@ def _rates(o: dict) -> dict[str, float]:
 def opensearch_scale_section(o: dict) -> list[str]:
     """The section: how it was run, the indexes (load, size, memory), the query modes (latency, recall), the target."""
     n = o["passages"]
+    default_command = f'ksearch bench scale --sizes "" --opensearch --opensearch-passages {n}'
     load = f"load average {o.get('load_average_at_start')} at start, {o.get('load_average_at_end')} at the end"
     lines = [f"## OpenSearch at scale ({n:,} passages)", "",
-             f"`ksearch bench scale --sizes \"\" --opensearch --opensearch-passages {n}` (results in "
+             f"`{o.get('command') or default_command}` (results in "
              f"`bench/results/opensearch-scale.json`; {load}; 2 cores shared with other work, so latencies carry "
              "their noise). Synthetic passages sampled as in the scale section above "
              f"(~{o['mean_nonzero']:.0f} weights each, from the {o['real_index']['passages']:,} real passage vectors of "

@@ -24,6 +24,11 @@ INDEX_PARAMETERS = ("n_postings", "cluster_ratio", "summary_prune_ratio", "appro
                     "quantization_ceiling_search", "quantization_ceiling_ingest")
 SEARCH_PARAMETERS = ("top_n", "heap_factor", "k")
 PER_DOCUMENT_K_FACTOR = 4  # collapsed searches ask SEISMIC for this many passages per wanted document
+# heap_factor when --ann-param gives none (OpenSearch's own is 1.0). Measured with `ksearch bench scale --opensearch
+# --opensearch-passages 100000` (bench/results/opensearch-scale.json, docs/benchmarks.md "OpenSearch at scale"):
+# with n_postings at 1-2 % of the passages, recall@10 rose from 0.70-0.78 at 1.0 to 0.95-0.96 at 2.0 (top_n and k
+# moved it by 0.03 at most); only segments of at least approximate_threshold documents are affected.
+DEFAULT_SEARCH_PARAMETERS: dict[str, float | int] = {"heap_factor": 2.0}
 
 
 def _vocab_hash(vocabulary: Sequence[str]) -> str:
@@ -116,7 +121,7 @@ class SeismicTokens:
         if not query_ids:
             return None
         wanted = (size + offset) * (PER_DOCUMENT_K_FACTOR if per_document else 1)
-        method = {"k": max(wanted, 1), **self.search_parameters}
+        method = {"k": max(wanted, 1), **DEFAULT_SEARCH_PARAMETERS, **self.search_parameters}
         if "k" in self.search_parameters:
             method["k"] = max(int(self.search_parameters["k"]), wanted)
         if domain is not None:
