@@ -90,8 +90,8 @@ def opensearch_scale_section(o: dict) -> list[str]:
                          f"{r['store_before_merge']['segments']} | {r['store_before_merge']['bytes_per_passage']:.0f} | "
                          f"{r['store']['bytes_per_passage']:.0f} | {segs}{ratio} | {_mb(r['peak_rss_mb'])} | "
                          f"{_mb(r['rss_after_mb'])} |")
-    seismic = next((r["seismic_parameters"] for nd in o["nodes"] for r in nd["indexes"] if r["kind"] == "sparse_vector"),
-                   None)
+    seismic = next(({k: v for k, v in r["seismic_parameters"].items() if k not in (r.get("index_settings") or {})}
+                    for nd in o["nodes"] for r in nd["indexes"] if r["kind"] == "sparse_vector"), None)
     size_note = ("Sizes are the primary store after a flush (`_stats/store`); \"live segment bytes\" sums the sizes "
                  "`_segments` reports for the segments in use, so a store size above it counts files of merged-away "
                  "segments not yet deleted." if live else
