@@ -155,6 +155,13 @@ def bench_scale(
         "--seismic-param", help="SEISMIC index parameter KEY=VALUE for the sparse_vector index (n_postings, "
                                 "cluster_ratio, summary_prune_ratio, approximate_threshold, quantization_ceiling_*); "
                                 "repeatable.")] = None,
+    seismic_index_set: Annotated[Optional[list[str]], typer.Option(
+        "--seismic-index-set", help="One more sparse_vector index with these SEISMIC index parameters "
+                                    "(KEY=VALUE,KEY=VALUE, on top of --seismic-param); repeatable: one index each, "
+                                    "loaded and merged in turn.")] = None,
+    seismic_search: Annotated[Optional[list[str]], typer.Option(
+        "--seismic-search", help="A SEISMIC search setting (top_n=..,heap_factor=..,k=..) to measure instead of the "
+                                 "built-in four; repeatable.")] = None,
     opensearch_out: Annotated[Path, typer.Option(help="Where to write the OpenSearch results.")]
     = Path("bench/results/opensearch-scale.json"),
 ) -> None:
@@ -177,27 +184,43 @@ def bench_scale(
         from ksearch.benchmarks.encode import hardware_string
         from ksearch.benchmarks.opensearch_scale import run_opensearch_scale
         from ksearch.benchmarks.opensearch_scale_node import opensearch_url_from_env
-        from retrieval.backends.opensearch_seismic import INDEX_PARAMETERS, parse_parameters
+        from retrieval.backends.opensearch_seismic import INDEX_PARAMETERS, SEARCH_PARAMETERS
 
-        try:
-            overrides = parse_parameters(seismic_param or [])
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--seismic-param") from None
-        if set(overrides) - set(INDEX_PARAMETERS):
-            raise typer.BadParameter(f"only index parameters here ({', '.join(INDEX_PARAMETERS)}); the search "
-                                     "settings measured are fixed in ksearch/benchmarks/opensearch_scale.py",
-                                     param_hint="--seismic-param")
+        overrides = _seismic_sets([",".join(seismic_param or [])], INDEX_PARAMETERS, "--seismic-param")[0]
+        index_sets = _seismic_sets(seismic_index_set or [""], INDEX_PARAMETERS, "--seismic-index-set")
+        searches = _seismic_sets(seismic_search, SEARCH_PARAMETERS, "--seismic-search") if seismic_search else None
 
         view, dist, vectors = sample_inputs(enc, corpus, queries, splits, config=_bench_config(home), index_name=index,
                                             max_queries=max_queries)
         result = run_opensearch_scale(dist, view.features, enc.feature_names, vectors, passages=opensearch_passages,
                                       versions=[v.strip() for v in opensearch_versions.split(",") if v.strip()],
                                       heap=opensearch_heap, url=opensearch_url_from_env(), seismic_overrides=overrides,
+                                      seismic_index_sets=index_sets,
+                                      **({"seismic_search": searches} if searches else {}),
                                       say=lambda m: console.print(m, highlight=False))
-        result.update(model=enc.model_id, hardware=hardware_string(),
+        import shlex
+        import sys
+
+        result.update(model=enc.model_id, hardware=hardware_string(), command=shlex.join(["ksearch", *sys.argv[1:]]),
                       real_index={"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1])})
         console.print(opensearch_scale_table(result))
         console.print(f"wrote {write_json(result, opensearch_out)}")
+
+
+def _seismic_sets(values: list[str], allowed: tuple[str, ...], option: str) -> list[dict[str, float | int]]:
+    """Each `KEY=VALUE,KEY=VALUE` value as SEISMIC parameters, every key one of `allowed` (BadParameter otherwise)."""
+    from retrieval.backends.opensearch_seismic import parse_parameters
+
+    out = []
+    for value in values:
+        try:
+            params = parse_parameters([p for p in value.split(",") if p.strip()])
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint=option) from None
+        if set(params) - set(allowed):
+            raise typer.BadParameter(f"{value!r}: only {', '.join(allowed)} here", param_hint=option)
+        out.append(params)
+    return out
 
 
 @bench_app.command("startup")

@@ -121,3 +121,46 @@ def test_seismic_on_a_3x_node(request):
     _check_modes(result, set(bodies.KINDS))
     seismic = next(r for r in result["nodes"][0]["indexes"] if r["kind"] == "sparse_vector")
     assert seismic["seismic_parameters"]["approximate_threshold"] == 200
+
+
+def test_seismic_sweep_options_are_checked_before_anything_runs(tmp_path):
+    args = ["bench", "scale", "--sizes", "", "--opensearch", "--opensearch-out", str(tmp_path / "o.json")]
+    flat = lambda out: " ".join(out.replace("│", " ").split())  # noqa: E731  (the error box wraps lines)
+    bad_key = CliRunner().invoke(app, args + ["--seismic-index-set", "n_postings=100,top_n=5"])
+    assert bad_key.exit_code != 0 and "'n_postings=100,top_n=5': only n_postings," in flat(bad_key.output)
+    bad_search = CliRunner().invoke(app, args + ["--seismic-search", "top_n=5,cluster_ratio=0.2"])
+    assert bad_search.exit_code != 0 and "only top_n, heap_factor, k here" in flat(bad_search.output)
+    assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.opensearch
+def test_one_run_sweeps_seismic_index_and_search_settings(request, tmp_path):
+    from ksearch.benchmarks.report_opensearch import opensearch_scale_section
+    from ksearch.opensearch_node import RELEASE_3_6
+    from ksearch.benchmarks.synthetic import real_distribution
+
+    url = request.getfixturevalue("_opensearch_nodes").url(RELEASE_3_6.version)
+    rng = np.random.default_rng(1)
+    real = sparse.random(200, 60, density=0.3, format="csr", random_state=2, dtype=np.float32)
+    real.data += 0.1
+    features = [f"f{i}" for i in range(60)]
+    queries = [(np.sort(rng.choice(60, 6, replace=False)), rng.random(6) + 0.1) for _ in range(6)]
+    sets = [{"n_postings": 2}, {"n_postings": 400, "cluster_ratio": 0.2}]
+    searches = [{"top_n": 6, "heap_factor": 1.0}, {"top_n": 6, "heap_factor": 2.0, "k": 20}]
+    result = run_opensearch_scale(real_distribution(real), features, ["[PAD]", *features], queries, passages=300,
+                                  versions=[], heap="", url=url, seismic_index_sets=sets, seismic_search=searches,
+                                  say=lambda m: None)
+    rows = [r for r in result["nodes"][0]["indexes"] if r["kind"] == "sparse_vector"]
+    assert [r["index_settings"] for r in rows] == sets and len({r["index"] for r in rows}) == 2
+    for r, extra in zip(rows, sets):
+        assert r["seismic_parameters"]["n_postings"] == extra["n_postings"]
+        assert r["seismic_parameters"]["approximate_threshold"] == 150  # the run's own parameters stay
+        assert [m["settings"] for m in r["modes"]] == searches and all(m["index_settings"] == extra for m in r["modes"])
+        assert r["store"]["segment_bytes"] > 0
+    # 2 postings a token of 300 passages reaches fewer of the exact top 10 than every posting kept
+    best = lambda r: max(m["recall_at_10"] for m in r["modes"])  # noqa: E731
+    assert best(rows[0]) < best(rows[1])
+    result.update(real_index={"passages": 200, "features": 60}, load_average_at_end=[0.0, 0.0, 0.0])
+    text = "\n".join(opensearch_scale_section(result))
+    assert "| SEISMIC | n_postings=400, cluster_ratio=0.2; top_n=6, heap_factor=2.0, k=20 |" in text
+    assert "sparse_vector (n_postings=2)" in text and "live segment bytes/passage merged" in text

@@ -67,13 +67,16 @@ def time_search(client, index: str, requests: Sequence[dict], exact: Sequence[Se
 
 
 def _modes(client, kind: str, index: str, queries: Sequence[Query], keys: Sequence[str], exact, k: int,
-           merged: bool) -> list[dict[str, Any]]:
-    """Every query mode of one index kind, with its settings."""
+           merged: bool, seismic_search: Sequence[Mapping[str, float | int]] = SEISMIC_SEARCH_SETTINGS,
+           index_settings: Mapping[str, float | int] | None = None) -> list[dict[str, Any]]:
+    """Every query mode of one index kind, with its settings (SEISMIC: each of `seismic_search`; `index_settings`:
+    the index parameters this SEISMIC index was given on top of the run's, recorded with each mode)."""
     tokens = [{keys[c]: float(w) for c, w in zip(cols, ws)} for cols, ws in queries]
     rows: list[dict[str, Any]] = []
 
     def add(mode: str, settings: dict, reqs, params=None, recall=True):
-        rows.append({"mode": mode, "settings": settings, "merged": merged,
+        extra = {"index_settings": dict(index_settings)} if index_settings is not None else {}
+        rows.append({"mode": mode, "settings": settings, "merged": merged, **extra,
                      **time_search(client, index, reqs, exact if recall else None, params)})
 
     if kind == "bm25":
@@ -86,28 +89,39 @@ def _modes(client, kind: str, index: str, queries: Sequence[Query], keys: Sequen
                                              body=bodies.two_phase_pipeline(**s))
             add("two-phase pipeline", s, [bodies.exact_query(t, k) for t in tokens], {"search_pipeline": name})
     else:
-        for s in SEISMIC_SEARCH_SETTINGS:
-            add("SEISMIC", s, [bodies.seismic_query(t, k, s) for t in tokens])
+        for s in seismic_search:
+            add("SEISMIC", dict(s), [bodies.seismic_query(t, k, s) for t in tokens])
     return rows
 
 
 def measure_index(client, node: osnode.NodeInfo, kind: str, csr, keys: Sequence[str], queries: Sequence[Query],
-                  exact, k: int, seismic: dict | None, say: Callable[[str], None]) -> dict[str, Any]:
-    """Load one index, query it before and after a force-merge (SEISMIC: after only), record size and memory."""
-    index = f"bench-scale-{kind.replace('_', '-')}"
+                  exact, k: int, seismic: dict | None, say: Callable[[str], None],
+                  seismic_search: Sequence[Mapping[str, float | int]] = SEISMIC_SEARCH_SETTINGS,
+                  index_settings: Mapping[str, float | int] | None = None) -> dict[str, Any]:
+    """Load one index, query it before and after a force-merge (SEISMIC: after only), record size and memory;
+    `index_settings`: the SEISMIC parameters this index adds to the run's (`seismic` already holds them)."""
+    label = "".join(f"-{key}-{v}" for key, v in (index_settings or {}).items()).replace("_", "-").replace(".", "p")
+    index = f"bench-scale-{kind.replace('_', '-')}{label}".lower()
     reset = osnode.reset_peak_rss(node.pid)
-    say(f"{node.version} {kind}: loading {csr.shape[0]:,} passages")
+    say(f"{node.version} {kind} {_text(index_settings or {})}: loading {csr.shape[0]:,} passages")
     row: dict[str, Any] = {"kind": kind, "index": index, "seismic_parameters": seismic if kind == "sparse_vector" else None}
+    if kind == "sparse_vector":
+        row["index_settings"] = dict(index_settings or {})
     row["load"] = osnode.load(client, kind, index, csr, keys, seismic)
     say(f"  {row['load']['passages_per_s']:.0f} passages/s")
     row["store_before_merge"] = osnode.store(client, index)
     row["modes"] = []
     if kind != "sparse_vector":  # SEISMIC's index is built for segments above approximate_threshold: merge first
-        row["modes"] += _modes(client, kind, index, queries, keys, exact, k, merged=False)
+        row["modes"] += _modes(client, kind, index, queries, keys, exact, k, False, seismic_search)
     row["force_merge_seconds"] = osnode.force_merge(client, index)
     row["store"] = osnode.store(client, index)
     say(f"  merged in {row['force_merge_seconds']:.0f} s; {row['store']['bytes_per_passage']:.0f} bytes/passage")
-    row["modes"] += _modes(client, kind, index, queries, keys, exact, k, merged=True)
+    row["modes"] += _modes(client, kind, index, queries, keys, exact, k, True, seismic_search,
+                           row.get("index_settings"))
+    for m in row["modes"]:
+        if "recall_at_10" in m:
+            say(f"  {m['mode']} {_text(m['settings'])}: p50 {m['latency_ms']['p50']:.1f} ms, "
+                f"recall@10 {m['recall_at_10']:.3f}")
     row["peak_rss_mb"] = osnode.peak_rss_mb(node.pid)
     row["rss_after_mb"] = osnode.rss_mb(node.pid)
     row["peak_rss_since"] = "this index's load" if reset else "node start"
@@ -115,6 +129,10 @@ def measure_index(client, node: osnode.NodeInfo, kind: str, csr, keys: Sequence[
     row["heap_used_after_mb"] = jvm["heap_used_in_bytes"] / 2**20
     client.indices.delete(index=index)
     return row
+
+
+def _text(settings: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
 def seismic_parameters(csr, queries: Sequence[Query],
@@ -131,8 +149,12 @@ def seismic_parameters(csr, queries: Sequence[Query],
 def run_opensearch_scale(dist: dict, features: Sequence[str], vocabulary: Sequence[str], queries: Sequence[Query], *,
                          passages: int, versions: Sequence[str], heap: str, k: int = 10,
                          url: str | None = None, seismic_overrides: Mapping[str, float | int] | None = None,
+                         seismic_index_sets: Sequence[Mapping[str, float | int]] = ({},),
+                         seismic_search: Sequence[Mapping[str, float | int]] = SEISMIC_SEARCH_SETTINGS,
                          say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole benchmark; see the module docstring. `url`: measure that node instead of starting nodes here."""
+    """The whole benchmark; see the module docstring. `url`: measure that node instead of starting nodes here;
+    `seismic_index_sets`: one SEISMIC index per set (its parameters on top of the run's `seismic_overrides`), each
+    queried with every `seismic_search` setting."""
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     csr = synthetic_matrix(dist, passages, seed=passages)
@@ -152,8 +174,14 @@ def run_opensearch_scale(dist: dict, features: Sequence[str], vocabulary: Sequen
     for version in targets:
         with osnode.scale_node(version or "", heap, url) as (client, info):
             kinds = plan([info.version])[info.version] if url else plan(versions)[version]
-            rows = [measure_index(client, info, kind, csr, ids if kind == "sparse_vector" else list(features), queries,
-                                  exact, k, seismic, say) for kind in kinds]
+            rows = []
+            for kind in kinds:
+                if kind != "sparse_vector":
+                    rows.append(measure_index(client, info, kind, csr, list(features), queries, exact, k, None, say))
+                    continue
+                for extra in seismic_index_sets or ({},):
+                    rows.append(measure_index(client, info, kind, csr, ids, queries, exact, k, {**seismic, **extra},
+                                              say, seismic_search, extra))
             nodes.append({"version": info.version, "heap_setting": info.heap_setting, "heap_max_mb": info.heap_max_mb,
                           "started_here": info.started_here, "rss_measured": info.pid is not None, "indexes": rows})
     return {"benchmark": "opensearch-scale", "passages": passages, "k": k, "queries": len(queries),
@@ -174,5 +202,7 @@ def met_by(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
         for r in n["indexes"]:
             for m in r["modes"]:
                 if m.get("recall_at_10", 0.0) >= TARGET_RECALL and m["latency_ms"]["p50"] <= TARGET_P50_MS:
-                    out.append(f"{n['version']} {m['mode']} {m['settings'] or ''}{' merged' if m['merged'] else ''}".strip())
+                    index = f"{m['index_settings']} " if m.get("index_settings") else ""
+                    out.append(f"{n['version']} {m['mode']} {index}{m['settings'] or ''}"
+                               f"{' merged' if m['merged'] else ''}".strip())
     return out

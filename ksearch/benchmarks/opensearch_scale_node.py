@@ -84,8 +84,8 @@ def scale_node(version: str, heap: str, url: str | None = None) -> Iterator[tupl
 
     node = None
     if url is None:
-        node = node_sharing_installation(default_cache_dir().with_name(f"opensearch-bench-scale-{version}"),
-                                         version=version)
+        cache = default_cache_dir()  # a sibling named after it: another cache dir's bench node is another folder
+        node = node_sharing_installation(cache.with_name(f"{cache.name}-bench-scale-{version}"), version=version)
         node.heap = heap
         if node.status():
             node.stop()  # an earlier run's node may have another heap: start this run's own
@@ -130,11 +130,16 @@ def load(client, kind: str, index: str, csr, keys, seismic: dict | None = None) 
 
 
 def store(client, index: str) -> dict[str, Any]:
-    """Store size (primaries, after a flush), segment count and bytes per passage of `index`."""
+    """Store size (primaries, after a flush), segment count and bytes per passage of `index`; `segment_bytes`: the
+    live segments' own sizes (`_segments`), which leave out files of merged-away segments not yet deleted."""
     client.indices.flush(index=index, request_timeout=600)
     stats = client.indices.stats(index=index, metric="store,docs,segments")["indices"][index]["primaries"]
     size, docs = stats["store"]["size_in_bytes"], stats["docs"]["count"]
-    return {"store_bytes": size, "bytes_per_passage": size / max(docs, 1), "segments": stats["segments"]["count"]}
+    shards = client.indices.segments(index=index)["indices"][index]["shards"].values()
+    live = sum(seg["size_in_bytes"] for copies in shards for c in copies if c["routing"]["primary"]
+               for seg in c["segments"].values())
+    return {"store_bytes": size, "bytes_per_passage": size / max(docs, 1), "segments": stats["segments"]["count"],
+            "segment_bytes": live, "segment_bytes_per_passage": live / max(docs, 1)}
 
 
 def force_merge(client, index: str) -> float:

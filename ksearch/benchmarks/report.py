@@ -8,6 +8,9 @@ from pathlib import Path
 QUERY_TARGET_MS, EXACT_100K_TARGET_MS, APPROX_1M_TARGET_MS, RECALL_TARGET = 15.0, 5.0, 2.0, 0.98
 
 
+EARLIER_OPENSEARCH_SCALE = "opensearch-scale-default-seismic.json"  # an earlier OpenSearch scale run, kept beside
+
+
 def _load(results: Path, name: str) -> dict | None:
     path = results / name
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -278,6 +281,11 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
         from ksearch.benchmarks.report_opensearch import opensearch_scale_section
 
         lines += opensearch_scale_section(os_scale) + [""]
+        earlier = _load(results, EARLIER_OPENSEARCH_SCALE)
+        if earlier:
+            from ksearch.benchmarks.report_opensearch import earlier_run_section
+
+            lines += earlier_run_section(earlier, f"bench/results/{EARLIER_OPENSEARCH_SCALE}") + [""]
     if startup:
         from ksearch.benchmarks.report_startup import startup_section
 

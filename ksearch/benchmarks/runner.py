@@ -121,7 +121,8 @@ def opensearch_scale_table(result: dict) -> Table:
                 table.add_row(f"{n['version']} ({n['heap_setting'] or '?'})", r["kind"], f"{r['load']['passages_per_s']:.0f}",
                               f"{r['store']['bytes_per_passage']:.0f}",
                               "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}", m["mode"],
-                              " ".join(f"{k}={v}" for k, v in m["settings"].items()), "yes" if m["merged"] else "no",
+                              " ".join(f"{k}={v}" for k, v in {**m.get("index_settings", {}), **m["settings"]}.items()),
+                              "yes" if m["merged"] else "no",
                               f"{m['latency_ms']['p50']:.2f}", f"{m['latency_ms']['p99']:.2f}",
                               "-" if recall is None else f"{recall:.3f}")
     return table

@@ -24,6 +24,12 @@ INDEX_PARAMETERS = ("n_postings", "cluster_ratio", "summary_prune_ratio", "appro
                     "quantization_ceiling_search", "quantization_ceiling_ingest")
 SEARCH_PARAMETERS = ("top_n", "heap_factor", "k")
 PER_DOCUMENT_K_FACTOR = 4  # collapsed searches ask SEISMIC for this many passages per wanted document
+# heap_factor when --ann-param gives none (OpenSearch's own is 1.0). Measured with `ksearch bench scale --opensearch
+# --opensearch-passages 100000` (bench/results/opensearch-scale.json, docs/benchmarks.md "OpenSearch at scale"):
+# with n_postings at 1, 2 and 5 % of the passages, recall@10 was 0.70-0.86 at 1.0 and 0.945-0.984 at 2.0 (top_n 10
+# -> 40 added 0.03-0.04, k 50/100 nothing), at about 1.3-2x the latency of 1.0; only segments of at least
+# approximate_threshold documents are searched approximately, so smaller corpora are not affected.
+DEFAULT_SEARCH_PARAMETERS: dict[str, float | int] = {"heap_factor": 2.0}
 
 
 def _vocab_hash(vocabulary: Sequence[str]) -> str:
@@ -116,7 +122,7 @@ class SeismicTokens:
         if not query_ids:
             return None
         wanted = (size + offset) * (PER_DOCUMENT_K_FACTOR if per_document else 1)
-        method = {"k": max(wanted, 1), **self.search_parameters}
+        method = {"k": max(wanted, 1), **DEFAULT_SEARCH_PARAMETERS, **self.search_parameters}
         if "k" in self.search_parameters:
             method["k"] = max(int(self.search_parameters["k"]), wanted)
         if domain is not None:
