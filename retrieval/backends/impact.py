@@ -137,9 +137,8 @@ def _search(p_indices, p_data, starts, samples, sample_ptr, r_indptr, r_indices,
                 impact = p_data[p] * w
                 if impact > 0:
                     local = p_indices[p] - base
-                    if acc[local] == 0:
-                        touched[n_touched] = local
-                        n_touched += 1
+                    touched[n_touched] = local  # kept only if this is the row's first posting: no branch to mispredict
+                    n_touched += acc[local] == 0
                     acc[local] += impact
         for j in range(n_touched):
             rows_out[n_out] = base + touched[j]
