@@ -166,7 +166,8 @@ def _impact_lines(s: dict) -> list[str]:
              "query scores only its tokens' heaviest impacts (query weight x passage weight), `posting_fraction` of their "
              "postings, in row blocks whose partial sums stay in the CPU cache, then re-scores the `candidates` rows with "
              "the best partial sums exactly. CPU ms is the searching thread's own time (wall ms also counts the time "
-             "other processes held the CPU).", "",
+             "other processes held the CPU). Measured here as a kernel on the matrix: `EmbeddedIndex` still takes its "
+             "approximate candidates from Seismic.", "",
              "| passages | p50 | p99 | CPU p50 | CPU p99 | recall@10 | build s | build MiB | postings MiB |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
