@@ -73,6 +73,10 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     for size in scale["sizes"]:
         assert {"exact_index_ms", "exact_full_matrix_ms", "csr_mb", "mean_nonzero"} <= set(size)
         assert ("approximate" in size) is SEISMIC  # approximate (Seismic) figures exactly when pyseismic-lsr is there
+        impact = size["impact"]  # impact-ordered postings need no optional package: always measured
+        assert 0.0 <= impact["recall_at_10"] <= 1.0 and impact["postings_mb"] > 0
+        assert impact["operating_points"][0]["posting_fraction"] == impact["params"]["posting_fraction"]
+        assert "cpu_p50" in impact["latency_ms"]
         if SEISMIC:
             assert 0.0 <= size["approximate"]["recall_at_10"] <= 1.0
             # through a real embedded index: Seismic is built once, by the ingest; the searches build and change nothing

@@ -76,15 +76,16 @@ def ingest_table(result: dict) -> Table:
 def scale_table(result: dict) -> Table:
     """Latency, memory and recall per corpus size."""
     table = Table(title=f"scale: {result['queries']} queries | approximate: {result['approximate']} | {result['hardware']}")
-    for col in ("passages", "CSR MiB", "exact index p50", "exact index p99", "full-matrix p50", "approx p50", "approx p99",
-                "recall@10"):
+    for col in ("passages", "CSR MiB", "exact index p50", "exact index p99", "full-matrix p50", "Seismic p50",
+                "Seismic p99", "Seismic recall@10", "impact p50", "impact p99", "impact recall@10"):
         table.add_column(col, justify="right")
     for r in result["sizes"]:
-        a = r.get("approximate")
+        cells = []
+        for a in (r.get("approximate"), r.get("impact")):
+            cells += ([f"{a['latency_ms']['p50']:.2f}", f"{a['latency_ms']['p99']:.2f}", f"{a['recall_at_10']:.3f}"]
+                      if a else ["-", "-", "-"])
         table.add_row(f"{r['passages']:,}", f"{r['csr_mb']:.0f}", f"{r['exact_index_ms']['p50']:.2f}",
-                      f"{r['exact_index_ms']['p99']:.2f}", f"{r['exact_full_matrix_ms']['p50']:.2f}",
-                      f"{a['latency_ms']['p50']:.2f}" if a else "-", f"{a['latency_ms']['p99']:.2f}" if a else "-",
-                      f"{a['recall_at_10']:.3f}" if a else "-")
+                      f"{r['exact_index_ms']['p99']:.2f}", f"{r['exact_full_matrix_ms']['p50']:.2f}", *cells)
     return table
 
 

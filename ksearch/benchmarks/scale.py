@@ -21,9 +21,11 @@ from ksearch.benchmarks.scale_index import bench_through_index
 from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
 from retrieval.backends import BackendConfig
 from retrieval.backends.approximate import OPERATING_POINTS, SeismicParams, SeismicScorer, seismic_available
+from retrieval.backends.impact import ImpactParams, ImpactScorer
 from retrieval.query import prepare_query_tokens
 
 Query = tuple[np.ndarray, np.ndarray]  # (columns, weights)
+IMPACT_OPERATING_POINTS = ((0.05, 1000), (0.1, 300), (0.15, 500), (0.2, 1000))  # (posting_fraction, candidates)
 
 
 def encode_queries(encoder, texts: list[str], feature_index: dict[str, int]) -> list[Query]:
@@ -36,15 +38,20 @@ def encode_queries(encoder, texts: list[str], feature_index: dict[str, int]) -> 
 
 
 def time_queries(fn: Callable[[np.ndarray, np.ndarray, int], list[int]], queries: Sequence[Query], k: int) -> tuple[dict, list[list[int]]]:
-    """Latency percentiles of fn over the queries (after 3 warm-ups) and each query's result rows."""
+    """Latency percentiles of fn over the queries (after 3 warm-ups) and each query's result rows.
+
+    Wall-clock milliseconds; `cpu_p50`/`cpu_p99` are the calling thread's CPU milliseconds, which leave out the
+    time other processes held the CPU (on a shared machine the two differ)."""
     for cols, w in queries[:3]:
         fn(cols, w, k)
-    times, results = [], []
+    times, cpu, results = [], [], []
     for cols, w in queries:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         results.append(fn(cols, w, k))
+        cpu.append((time.thread_time() - c0) * 1000)
         times.append((time.perf_counter() - t0) * 1000)
-    return percentiles(times), results
+    p50, p99 = np.percentile(cpu, [50, 99]) if cpu else (0.0, 0.0)
+    return {**percentiles(times), "cpu_p50": float(p50), "cpu_p99": float(p99)}, results
 
 
 def recall_at_k(approx: list[list[int]], exact: list[list[int]], k: int) -> float:
@@ -53,8 +60,25 @@ def recall_at_k(approx: list[list[int]], exact: list[list[int]], k: int) -> floa
     return float(np.mean(scores)) if scores else 0.0
 
 
+def bench_impact(csr, queries: list[Query], exact: list[list[int]], k: int, params: ImpactParams) -> dict:
+    """Impact-ordered postings (`retrieval/backends/impact.py`): build time and memory, latency and recall@10 vs exact
+    at its default settings and at IMPACT_OPERATING_POINTS."""
+    ImpactScorer(csr[:2]).top_k(np.array([0]), np.array([1.0]), k)  # compiles (or loads) the kernels: not the build's time
+    scorer, m = measure(lambda: ImpactScorer(csr, params))
+    points = []
+    for fraction, candidates in dict.fromkeys([(params.posting_fraction, params.candidates), *IMPACT_OPERATING_POINTS]):
+        ms, approx = time_queries(lambda c, w, kk: scorer.top_k(c, w, kk, posting_fraction=fraction, candidates=candidates),
+                                  queries, k)
+        points.append({"posting_fraction": fraction, "candidates": candidates, "latency_ms": ms,
+                       "recall_at_10": recall_at_k(approx, exact, 10)})
+    return {"method": "impact-ordered postings", "params": params.to_json(), "build_seconds": m.seconds,
+            "build_extra_mb": m.peak_extra_mb, "postings_mb": scorer.nbytes / 2**20,
+            "latency_ms": points[0]["latency_ms"], "recall_at_10": points[0]["recall_at_10"], "operating_points": points}
+
+
 def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate: bool, params: SeismicParams,
-               baseline_queries: int, index_home: Path | None = None, features: Sequence[str] = ()) -> dict:
+               baseline_queries: int, index_home: Path | None = None, features: Sequence[str] = (),
+               impact_params: ImpactParams | None = None) -> dict:
     """Exact (index kernel and the full-matrix baseline) and approximate latency, memory and recall on one synthetic corpus."""
     gc.collect()
     base = rss_bytes()
@@ -79,6 +103,8 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
                               "build_extra_mb": m.peak_extra_mb, "latency_ms": points[0]["latency_ms"],
                               "recall_at_10": points[0]["recall_at_10"], "operating_points": points}
         del scorer
+    if impact_params is not None:
+        row["impact"] = bench_impact(csr, queries, exact, k, impact_params)
     del csc
     if approximate and index_home is not None:
         row["index"] = bench_through_index(csr, features, queries, k, index_home)
@@ -107,7 +133,9 @@ def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | No
     why_not = seismic_available() if approximate else "not requested"
     params = params or SeismicParams()
     home = config.home if through_index else None
-    rows = [bench_size(dist, n, queries, k, why_not is None, params, baseline_queries, home, view.features) for n in sizes]
+    impact = ImpactParams() if approximate else None  # needs no optional package
+    rows = [bench_size(dist, n, queries, k, why_not is None, params, baseline_queries, home, view.features, impact)
+            for n in sizes]
     for prev, cur in zip(rows, rows[1:]):
         factor = cur["passages"] / prev["passages"]
         cur["growth_vs_previous"] = {
@@ -119,4 +147,5 @@ def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | No
             "real_index": {"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1]),
                            "mean_nonzero": float(view.matrix.nnz / max(1, view.matrix.shape[0]))},
             "queries": len(queries), "mean_query_tokens": float(np.mean([len(c) for c, _ in queries])) if queries else 0.0,
-            "k": k, "approximate": why_not or "seismic (pyseismic-lsr)", "sizes": rows}
+            "k": k, "approximate": why_not or "seismic (pyseismic-lsr)",
+            "impact": "impact-ordered postings (retrieval/backends/impact.py)" if impact else "not requested", "sizes": rows}
