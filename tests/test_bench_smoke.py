@@ -174,10 +174,10 @@ def test_bench_all_runs_exactly_the_command_lines_its_report_lists(tmp_path, mon
     monkeypatch.setattr(report, "write_report", lambda results, doc, lines: written.extend(lines) or doc)
     _run("bench", "all", "--opensearch", "--sizes", "300,600", "--results", str(tmp_path / "r"),
          "--doc", str(tmp_path / "b.md"))
-    assert [a[:2] for a in ran] == [["bench", "encode"], ["bench", "encode"], ["bench", "query"], ["bench", "ingest"],
-                                    ["bench", "scale"]]
+    assert [a[:2] for a in ran] == [["bench", "encode"], ["bench", "encode"], ["bench", "query"], ["bench", "startup"],
+                                    ["bench", "ingest"], ["bench", "scale"]]
     assert written[2:] == [shlex.join(["ksearch", *argv]) for argv in ran]
-    assert "--opensearch" in ran[2] and "300,600" in ran[4]
+    assert "--opensearch" in ran[2] and "300,600" in ran[5]
     root = typer.main.get_command(app)
     for argv in ran:  # every step parses as a real command line
         group = root.get_command(click.Context(root), argv[0])
