@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from encoder import SparseEncoder
 from ingest import ingest_path
+from ingest_reference import clean_ingest_contents, stored_contents
 from private_opensearch import free_port, private_node
 from retrieval.backends import EmbeddedIndex
 from retrieval.backends.opensearch import OpenSearchIndex
@@ -45,14 +46,7 @@ def reference(tmp_path_factory, encoder):
     """The corpus and what a clean ingest stores from it (passage id -> (content hash, text))."""
     root = tmp_path_factory.mktemp("faults-ref")
     corpus = _corpus(root / "c.jsonl", 60)
-    with EmbeddedIndex.create(root / "clean", IndexMeta.for_encoder("clean", encoder)) as clean:
-        ingest_path(corpus, clean, encoder, progress=False)
-        return corpus, _contents(clean)
-
-
-def _contents(store) -> dict[str, tuple[str, str]]:
-    hashes = store.content_hashes()
-    return {p.id: (hashes[p.id], p.text) for p in store.get_passages(sorted(hashes))}
+    return corpus, clean_ingest_contents(corpus, root / "clean", encoder)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +89,7 @@ def test_opensearch_stopped_mid_ingest_then_rerun_loses_and_duplicates_nothing(n
         assert not report.rejected
         store.client.indices.refresh(index=store.concrete)
         assert store.count() == len(want)  # 0 duplicated
-        assert _contents(store) == want  # 0 lost, 0 changed
+        assert stored_contents(store) == want  # 0 lost, 0 changed
     finally:
         store.delete_index()
         store.close()
@@ -180,6 +174,6 @@ def test_ingest_sigkilled_during_an_embedded_write_opens_and_reruns(encoder, ref
         assert store.count() == 16  # the two committed segments, nothing of the third
         report = ingest_path(corpus, store, encoder, progress=False, write_batch=8)
         assert report.skipped_unchanged == 16 and report.written == len(want) - 16
-        assert store.count() == len(want) and _contents(store) == want
+        assert store.count() == len(want) and stored_contents(store) == want
     with EmbeddedIndex.open(index) as reopened:
-        assert _contents(reopened) == want
+        assert stored_contents(reopened) == want

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from encoder import SparseEncoder
 from ingest import ingest_path
+from ingest_reference import clean_ingest_contents, stored_contents
 from opensearch_fixture import unavailable
-from retrieval.backends import EmbeddedIndex
 from retrieval.backends.opensearch import OpenSearchIndex
 from retrieval.backends.opensearch_connection import OpenSearchConnection, redact_url
 from retrieval.errors import RetrievalError
@@ -34,11 +34,6 @@ def _corpus(path: Path, n: int) -> Path:
             for i in range(n)]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-def _contents(store) -> dict[str, tuple[str, str]]:
-    hashes = store.content_hashes()
-    return {p.id: (hashes[p.id], p.text) for p in store.get_passages(sorted(hashes))}
 
 
 def test_a_comma_separated_url_gives_a_client_of_every_node():
@@ -91,9 +86,7 @@ def reference(tmp_path_factory, encoder):
     """The corpus, what a clean ingest stores from it (passage id -> (content hash, text)), and its query vectors."""
     root = tmp_path_factory.mktemp("cluster-ref")
     corpus = _corpus(root / "c.jsonl", 90)
-    with EmbeddedIndex.create(root / "clean", IndexMeta.for_encoder("clean", encoder)) as clean:
-        ingest_path(corpus, clean, encoder, progress=False)
-        return corpus, _contents(clean), encoder.encode_queries(QUERIES)
+    return corpus, clean_ingest_contents(corpus, root / "clean", encoder), encoder.encode_queries(QUERIES)
 
 
 def _index(conn, encoder, corpus, tmp_path, *, shards: int, replicas: int) -> OpenSearchIndex:
@@ -197,7 +190,7 @@ def test_a_node_killed_during_an_ingest_then_rerun_loses_and_duplicates_nothing(
         assert report.skipped_unchanged + report.written == len(want)
         store.client.indices.refresh(index=store.concrete)
         assert store.count() == len(want)  # 0 duplicated
-        assert _contents(store) == want  # 0 lost, 0 changed
+        assert stored_contents(store) == want  # 0 lost, 0 changed
     finally:
         store.delete_index()
         store.close()
