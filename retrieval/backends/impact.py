@@ -77,15 +77,7 @@ def _estimated_postings(samples, sample_ptr, cols, qw, threshold):  # pragma: no
     n = 0
     for i in range(len(cols)):
         s, e = sample_ptr[cols[i]], sample_ptr[cols[i] + 1]
-        bound = threshold / qw[i]
-        lo, hi = s, e
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if samples[mid] >= bound:
-                lo = mid + 1
-            else:
-                hi = mid
-        n += (lo - s) * SAMPLE_EVERY
+        n += (_heavy_end(samples, s, e, threshold / qw[i]) - s) * SAMPLE_EVERY
     return n
 
 
