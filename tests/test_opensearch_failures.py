@@ -109,6 +109,29 @@ def test_an_unreachable_node_is_unavailable_and_says_how_to_start_one(store, dow
                 call()
 
 
+def test_reading_the_hashes_waits_out_failed_shards_then_says_the_cluster_lost_a_node(store, monkeypatch):
+    """A node lost just before a re-run ingest: the scan of the content hashes meets failed shards until the
+    replicas are promoted. It waits for the primaries and scans again; if shards stay failed, it is unavailable."""
+    from opensearchpy.helpers import ScanError
+
+    real_scan, failures = store._scan_hashes, {"left": 2}
+    want = real_scan()
+
+    def flaky_scan():
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ScanError("scroll-id", "Scroll request has only succeeded on 2 (skipped 0) shards out of 3.")
+        return real_scan()
+
+    monkeypatch.setattr(store, "_scan_hashes", flaky_scan)
+    assert store.content_hashes() == want and len(want) == 4 and failures["left"] == 0
+
+    failures["left"] = 99
+    with pytest.raises(OpenSearchUnavailableError, match="some shards failed while reading the content hashes") as err:
+        store.content_hashes()
+    assert err.value.retryable and "ksearch opensearch status" in str(err.value)
+
+
 # ---------------------------------------------------------------- a missing index
 def test_a_missing_index_is_named_by_every_call(store, conn):
     with pytest.raises(IndexNotFoundError, match="does not exist"):

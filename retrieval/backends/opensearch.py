@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 ANALYZERS = ("auto", BM25_NORI, BM25_KIWI)
 MGET_CHUNK = 500
+SCAN_ATTEMPTS = 4  # scans of the content hashes that may meet failed shards (a node just lost) before giving up
 
 
 def _timestamp() -> str:
@@ -261,11 +263,37 @@ class OpenSearchIndex(SearchBackend):
 
     def content_hashes(self) -> dict[str, str]:
         """Stored passage id -> content hash (a scan of `content_hash` only)."""
+        from opensearchpy.helpers import ScanError
+
+        what = f"reading the content hashes of {self.name!r}"
+        with self._errors(what):
+            for attempt in range(1, SCAN_ATTEMPTS):
+                try:
+                    return self._scan_hashes()
+                except ScanError:
+                    # Shards of a node that just left are failed until their replicas are promoted (seconds): a
+                    # re-run ingest after a node loss reads the hashes then, so wait for that instead of failing.
+                    log.warning("some shards of %s failed while %s; waiting for them (attempt %d of %d)",
+                                self.concrete, what, attempt, SCAN_ATTEMPTS)
+                    self._wait_for_primaries()
+            return self._scan_hashes()
+
+    def _scan_hashes(self) -> dict[str, str]:
         from opensearchpy.helpers import scan
 
-        with self._errors(f"reading the content hashes of {self.name!r}"):
-            return {h["_id"]: h["_source"].get("content_hash", "") for h in
-                    scan(self.client, index=self.concrete, query={"_source": ["content_hash"]}, size=2000)}
+        return {h["_id"]: h["_source"].get("content_hash", "") for h in
+                scan(self.client, index=self.concrete, query={"_source": ["content_hash"]}, size=2000)}
+
+    def _wait_for_primaries(self) -> None:
+        """Wait (OpenSearch's default 30 s at most) until every primary shard of the index is assigned; best effort."""
+        from opensearchpy import exceptions as ex
+
+        try:  # `timeout=` would be taken by opensearch-py as the HTTP timeout, so the server's default 30 s applies
+            self.client.cluster.health(index=self.concrete, wait_for_status="yellow",
+                                       request_timeout=self.conn.timeout + 30, ignore=[408])
+        except ex.TransportError:  # no cluster-monitor privilege, or a node still answering 503: plain back-off
+            time.sleep(10)
+        time.sleep(1)  # yellow is reported a moment before searches stop routing to the lost copies
 
     def _mget(self, passage_ids: Sequence[str], **source: Any) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

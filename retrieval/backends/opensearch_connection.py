@@ -120,15 +120,20 @@ HOW_TO_START = ("start one with `ksearch opensearch start` (found without furthe
 def translated_errors(conn: OpenSearchConnection, what: str, index: str | None = None) -> Iterator[None]:
     """Re-raise opensearch-py failures of `what` as `RetrievalError`s that say what to do (no credentials).
 
-    Unreachable, timed out, 429 and 5xx: `OpenSearchUnavailableError` (retryable). 400: `OpenSearchBadRequestError`
-    naming OpenSearch's reason and field. A missing `index`: `IndexNotFoundError`. TLS, 401, 403 and other 4xx:
-    `OpenSearchRefusedError`.
+    Unreachable, timed out, 429, 5xx and a scan that met failed shards: `OpenSearchUnavailableError` (retryable).
+    400: `OpenSearchBadRequestError` naming OpenSearch's reason and field. A missing `index`: `IndexNotFoundError`.
+    TLS, 401, 403 and other 4xx: `OpenSearchRefusedError`.
     """
     from opensearchpy import exceptions as ex
+    from opensearchpy.helpers import ScanError
 
     url = conn.safe_url
     try:
         yield
+    except ScanError as exc:
+        raise OpenSearchUnavailableError(
+            f"OpenSearch at {url}: some shards failed while {what} ({exc}); a node may have left the cluster: check "
+            f"`ksearch opensearch status` (or the cluster's health) and retry once the index is yellow or green") from None
     except ex.SSLError as exc:
         raise OpenSearchRefusedError(
             f"OpenSearch at {url}: TLS verification failed while {what} ({type(exc).__name__}); set "
