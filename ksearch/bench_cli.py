@@ -304,10 +304,13 @@ def bench_cluster_start(
 @bench_app.command("adapt")
 def bench_adapt(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Starting model (default: the shipped model).")] = None,
-    corpus: Annotated[Path, typer.Option(help="Corpus whose first documents are adapted to (any format ingest reads).")]
-    = Path("sample_data/corpus.jsonl"),
+    corpus: Annotated[Optional[list[Path]], typer.Option(help="Corpus whose first documents are adapted to (any "
+                                                        "format ingest reads); repeat it to take documents from the "
+                                                        "next when one runs out. A training-pair file "
+                                                        "(training_data/*pairs*.jsonl) counts as its passages.")] = None,
     passages: Annotated[int, typer.Option(min=2, help="Passages to adapt to (the first documents that make them).")] = 300,
-    minutes: Annotated[float, typer.Option(min=0.05, help="Training budget, as `ksearch adapt --minutes`.")] = 2.0,
+    minutes: Annotated[float, typer.Option(min=0.05, help="Training budget, as `ksearch adapt --minutes` (whose "
+                                                          "default is 20).")] = 2.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/adapt.json"),
 ) -> None:
@@ -317,7 +320,8 @@ def bench_adapt(
     from ksearch.benchmarks.runner import write_json
 
     enc = load_encoder_or_fail(model or SHIPPED_MODEL_ID)
-    result = run_adapt_bench(enc, corpus, passages=passages, minutes=minutes, progress=not quiet)
+    result = run_adapt_bench(enc, corpus or [Path("sample_data/corpus.jsonl")], passages=passages, minutes=minutes,
+                             progress=not quiet)
     console.print(f"adapt: {result['model']} | {result['documents']} documents, {result['passages']} passages | "
                   f"{result['hardware']} | {result['device']} | budget {minutes:g} min", highlight=False)
     table = Table()

@@ -96,13 +96,17 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     assert ("## Scale through the embedded index (300, 600 passages)" in text) is SEISMIC
 
 
-def test_adapt_bench_times_every_phase_and_keeps_no_model(tiny_inputs):
+def test_adapt_bench_times_every_phase_and_keeps_no_model(tiny_inputs, tmp_path):
     t = tiny_inputs
     out = Path(t["out"]) / "adapt.json"
-    _run("bench", "adapt", "--model", t["model"], "--corpus", t["corpus"], "--passages", "10", "--minutes", "0.2",
-         "--quiet", "--out", str(out))
+    short = tmp_path / "three.jsonl"  # runs out before --passages: the next corpus, a training-pair file, fills up
+    short.write_text("".join(Path(t["corpus"]).read_text(encoding="utf-8").splitlines(True)[:3]), encoding="utf-8")
+    pairs = Path(__file__).resolve().parents[1] / "training_data" / "pairs_legal.jsonl"
+    _run("bench", "adapt", "--model", t["model"], "--corpus", str(short), "--corpus", str(pairs), "--passages", "10",
+         "--minutes", "0.2", "--quiet", "--out", str(out))
     result = json.loads(out.read_text(encoding="utf-8"))
-    assert result["passages"] >= 10 and result["documents"] <= result["passages"]
+    assert result["passages"] >= 10 and 3 < result["documents"] <= result["passages"]
+    assert result["corpus"] == [str(short), str(pairs)]
     assert {"read", "pseudo-queries", "bm25 negatives", "model negatives", "segment", "train", "save"} <= set(
         result["phases_seconds"])
     assert result["steps"] >= 1 and result["total_seconds"] > 0 and result["model_folder_mb"] > 0
