@@ -62,6 +62,7 @@ def run_adapt_bench(encoder, corpora: Sequence[Path], *, passages: int, minutes:
     """Adapt `encoder`'s model to the first `passages` passages of `corpora` in a temporary folder; phase timings."""
     import torch
 
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         subset = Path(tmp) / "subset.jsonl"
         documents, count = write_passage_subset(corpora, encoder, passages, subset)
@@ -73,11 +74,13 @@ def run_adapt_bench(encoder, corpora: Sequence[Path], *, passages: int, minutes:
     fit = report.fit
     return {"benchmark": "adapt", "model": encoder.model_id, "hardware": hardware_string(),
             "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "device": fit.device,
-            "corpus": [str(c) for c in corpora], "documents": documents, "passages": count, "minutes_budget": minutes,
+            "corpus": [str(c) for c in corpora], "documents": documents, "passages": count,
+            "requested_passages": passages, "minutes_budget": minutes,
             "pairs": report.pairs, "negatives": report.negatives, "training_rows": fit.rows,
             "steps": fit.steps, "planned_steps": fit.max_steps, "stopped_by_budget": fit.stopped_by_budget,
             "train_loop_seconds": round(fit.seconds, 1),
             "seconds_per_step": round(fit.seconds / fit.steps, 2) if fit.steps else None,
             "first_loss": fit.losses[0] if fit.losses else None, "last_loss": fit.losses[-1] if fit.losses else None,
             "phases_seconds": report.phases, "total_seconds": round(total, 1), "onnx_error": report.onnx_error,
-            "model_folder_mb": round(model_mb, 1)}
+            "model_folder_mb": round(model_mb, 1), "load_average_at_start": round(load_at_start, 2),
+            "load_average_at_end": round(os.getloadavg()[0], 2)}

@@ -17,7 +17,7 @@ def _load(results: Path, name: str) -> dict | None:
 
 
 def _targets_section(encode: dict | None, query: dict | None, ingest: dict | None, scale: dict | None,
-                     os_scale: dict | None = None, startup: dict | None = None) -> list[str]:
+                     os_scale: dict | None = None, startup: dict | None = None, adapt: dict | None = None) -> list[str]:
     """One line per target of the benchmark issue: met, not met, or not measured, with the figure."""
     from ksearch.benchmarks.encode import meets_target
 
@@ -53,6 +53,10 @@ def _targets_section(encode: dict | None, query: dict | None, ingest: dict | Non
         from ksearch.benchmarks.report_startup import target_rows
 
         rows += target_rows(startup)
+    if adapt:
+        from ksearch.benchmarks.report_adapt import target_rows as adapt_rows
+
+        rows += adapt_rows(adapt)
     if not rows:
         return []
     return ["## Targets", "", "| target | result | measured |", "| --- | --- | --- |",
@@ -306,7 +310,8 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
     os_scale, startup = _load(results, "opensearch-scale.json"), _load(results, "startup.json")
-    lines += _targets_section(encode, query, ingest, scale, os_scale, startup) + [""]
+    adapt = _load(results, "adapt.json")
+    lines += _targets_section(encode, query, ingest, scale, os_scale, startup, adapt) + [""]
     for data in (encode, _load(results, "encode-seed-sized.json")):
         if data and "default_precision" in data:
             lines += _encode_section(data) + [""]
@@ -333,6 +338,10 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
         lines += startup_section(startup) + [""]
     if memory := _load(results, "ingest-memory.json"):
         lines += _ingest_memory_section(memory) + [""]
+    if adapt:
+        from ksearch.benchmarks.report_adapt import adapt_section
+
+        lines += adapt_section(adapt) + [""]
     out.parent.mkdir(parents=True, exist_ok=True)
     lines += _plots(results, out.parent, scale, query)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
