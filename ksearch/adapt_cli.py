@@ -10,8 +10,6 @@ import typer
 
 from ksearch.cli_common import console, fail, load_encoder_or_fail
 
-DEFAULT_MINUTES = 20.0  # training time; reading, mining and saving come on top (`ksearch bench adapt` times them)
-
 
 def adapt(
     corpus: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file, or a folder of .txt files (as ingest reads).")],
@@ -19,8 +17,9 @@ def adapt(
                                                         "used with --model NAME.")],
     from_model: Annotated[Optional[str], typer.Option("--from", help="Starting model: folder, cached hub id or a name "
                                                       "under $KSEARCH_HOME/models (default: the shipped model).")] = None,
-    minutes: Annotated[float, typer.Option("--minutes", min=0.05, help="Training time budget in minutes; training stops "
-                                           "cleanly when it is spent.")] = DEFAULT_MINUTES,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", min=0.05, help="Training time budget in minutes; "
+                                                     "training stops cleanly when it is spent (default: what keeps the "
+                                                     "whole run within 30 minutes, at least 5 minutes of training).")] = None,
     objective: Annotated[str, typer.Option("--objective", help="distill: learn the margins an ensemble teacher (the "
                                            "starting model and this corpus's BM25) puts between each pseudo-query's "
                                            "passages; contrastive: `ksearch train`'s ranking loss (collapses the "
@@ -73,10 +72,10 @@ def adapt(
         raise typer.Exit(130) from None
     except (AdaptError, ModelFolderError, InputFileError, ModelNotFoundError) as exc:
         fail(str(exc))
-    _print_summary(report, corpus, minutes)
+    _print_summary(report, corpus)
 
 
-def _print_summary(report, corpus: Path, minutes: float) -> None:
+def _print_summary(report, corpus: Path) -> None:
     from rich.markup import escape
 
     fit = report.fit
@@ -90,7 +89,7 @@ def _print_summary(report, corpus: Path, minutes: float) -> None:
                                                                    if report.reused_prepared else ""),
         f"trained {fit.steps} of {fit.max_steps} planned steps in {fit.seconds / 60:.1f} min on {fit.device}"
         + (f" (resumed at step {fit.resumed_from_step})" if fit.resumed_from_step else "")
-        + (f"; stopped by the {minutes:g}-minute budget" if fit.stopped_by_budget else ""),
+        + (f"; stopped by the {report.minutes:.3g}-minute budget" if fit.stopped_by_budget else ""),
         f"wrote {report.target} (adapt.json records the parent model, the corpus fingerprint and the recipe)",
     ]
     for line in lines:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import random
 import shutil
 import time
@@ -41,7 +42,11 @@ from ingest.worker import SPLIT_BATCH, IngestReport, collect_documents
 PREPARED_FILE = "prepared.json"
 TRIPLES_FILE = "triples.jsonl"
 NEIGHBOURS_FILE = "neighbours.json"  # the name encoder.training.recipe.expansion_teacher reads
+NEIGHBOURS_CACHE = ".adapt-cache"  # under the models folder: Kiwi neighbour graphs by vocabulary, shared by every run
 MIN_PAIRS = 2  # in-batch negatives need at least two pairs
+RUN_MINUTES = 30.0  # without --minutes, training gets what keeps the whole run (preparation included) within this ...
+MIN_TRAIN_MINUTES = 5.0  # ... but never less than this
+SAVE_RESERVE_MINUTES = 1.0  # what writing the model folder and its ONNX export take, kept out of the training budget
 
 
 class AdaptError(RuntimeError):
@@ -64,13 +69,21 @@ class AdaptReport:
     reused_prepared: bool = False
     fit: FitResult | None = None
     onnx_error: str | None = None
+    minutes: float | None = None  # the training budget (given, or the default's share of the run)
     phases: dict[str, float] = field(default_factory=dict)
 
 
-def adapt_corpus(path: Path, name: str, encoder, *, models_dir: Path, minutes: float, force: bool = False,
+def default_training_minutes(elapsed_seconds: float) -> float:
+    """The training budget when none is given: the rest of a `RUN_MINUTES` run, at least `MIN_TRAIN_MINUTES`."""
+    return max(MIN_TRAIN_MINUTES, RUN_MINUTES - SAVE_RESERVE_MINUTES - elapsed_seconds / 60)
+
+
+def adapt_corpus(path: Path, name: str, encoder, *, models_dir: Path, minutes: float | None, force: bool = False,
                  fmt: str | None = None, columns: ColumnMapping = ColumnMapping(), progress: bool = True,
                  recipe_overrides: dict | None = None, on_phase: Callable[[str, float], None] | None = None) -> AdaptReport:
     """Adapt `encoder`'s model (the parent) to the corpus at `path`; write `models_dir/name` (see the module docstring).
+
+    `minutes` bounds training; None: `default_training_minutes` of the time the preparation took.
 
     Raises `AdaptError` (bad name, no usable text), `ModelFolderError` (the name is taken) and `InputFileError`.
     """
@@ -84,6 +97,7 @@ def adapt_corpus(path: Path, name: str, encoder, *, models_dir: Path, minutes: f
     report = AdaptReport(name, target, encoder.model_id)
     work = work_dir(models_dir, name)
     phase = _PhaseClock(report, on_phase)
+    started = time.perf_counter()
     with work_lock(work):
         passages = _read_passages(path, fmt, columns, encoder, report, progress)
         phase("read")
@@ -104,8 +118,11 @@ def adapt_corpus(path: Path, name: str, encoder, *, models_dir: Path, minutes: f
         rows = _load_prepared(work, key, report)
         if rows is None:
             _clear(work)
-            rows = _prepare(passages, encoder, recipe, parent_dir, work, key, report, rng, phase, progress)
+            rows = _prepare(passages, encoder, recipe, parent_dir, models_dir, work, key, report, rng, phase, progress)
         teacher = _anchor_teacher(work, parent_dir) if recipe.contrastive.anchored else None
+        if minutes is None:
+            minutes = report.minutes = default_training_minutes(time.perf_counter() - started)
+        report.minutes = minutes
         report.fit = fit_within_budget(parent_dir, rows, recipe, work, seconds=minutes * 60,
                                        max_length=encoder.max_length, anchor_teacher=teacher, progress=progress)
         phase("train")
@@ -165,8 +182,9 @@ def _read_passages(path: Path, fmt: str | None, columns: ColumnMapping, encoder,
     return passages
 
 
-def _prepare(passages: list[CorpusPassage], encoder, recipe: AdaptRecipe, parent_dir: Path, work: Path, key: str,
-             report: AdaptReport, rng: random.Random, phase, progress: bool) -> list[Triple] | list[ScoredRow]:
+def _prepare(passages: list[CorpusPassage], encoder, recipe: AdaptRecipe, parent_dir: Path, models_dir: Path,
+             work: Path, key: str, report: AdaptReport, rng: random.Random, phase,
+             progress: bool) -> list[Triple] | list[ScoredRow]:
     """Pseudo-queries, mined negatives (and teacher scores), Kiwi neighbours and segmentation, saved in `work` under
     `key`: triples for the contrastive objective, scored rows for distillation."""
     from encoder.training.negative_mining import bm25_rankings, encode_matrices, pick_negatives, rank_by_dot
@@ -204,7 +222,7 @@ def _prepare(passages: list[CorpusPassage], encoder, recipe: AdaptRecipe, parent
         rows = [Triple(q.query, q.positive, passages[n[0][0]].text if n else None,
                        f"{q.kind}+{n[0][1] if n else 'none'}") for q, n in zip(queries, picked)]
     if recipe.contrastive.anchored:
-        _write_neighbours(work, parent_dir, progress)
+        _write_neighbours(work, parent_dir, models_dir / NEIGHBOURS_CACHE, progress)
         phase("anchor neighbours")
     rows = _segment(rows, parent_dir, progress)
     phase("segment")
@@ -240,8 +258,12 @@ def _clear(work: Path) -> None:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
-def _write_neighbours(work: Path, parent_dir: Path, progress: bool) -> None:
-    """Kiwi neighbours of the parent's vocabulary, for the expansion anchor (as `ksearch train` prepares them)."""
+def _write_neighbours(work: Path, parent_dir: Path, cache: Path, progress: bool) -> None:
+    """Kiwi neighbours of the parent's vocabulary, for the expansion anchor (as `ksearch train` prepares them).
+
+    They depend on the vocabulary and Kiwi only, not on the corpus, and take minutes: computed once per vocabulary
+    into `cache`, then copied for every adaptation."""
+    from kiwipiepy import __version__ as kiwi_version
     from transformers import AutoTokenizer
 
     from encoder.training.config import DistillConfig
@@ -250,8 +272,15 @@ def _write_neighbours(work: Path, parent_dir: Path, progress: bool) -> None:
     tokenizer = AutoTokenizer.from_pretrained(parent_dir, local_files_only=True)
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     distill = DistillConfig()
-    graph = neighbour_graph(vocab, top_n=distill.neighbours, min_score=distill.min_score, progress=progress)
-    (work / NEIGHBOURS_FILE).write_text(json.dumps(graph), encoding="utf-8")
+    key = hashlib.sha256(json.dumps([vocab, distill.neighbours, distill.min_score, kiwi_version]).encode()).hexdigest()
+    cached = cache / f"neighbours-{key[:16]}.json"
+    if not cached.is_file():
+        graph = neighbour_graph(vocab, top_n=distill.neighbours, min_score=distill.min_score, progress=progress)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{cached.name}.{os.getpid()}"
+        partial.write_text(json.dumps(graph), encoding="utf-8")
+        partial.replace(cached)  # atomic: a concurrent run reads a whole graph or computes its own
+    shutil.copyfile(cached, work / NEIGHBOURS_FILE)
 
 
 def _anchor_teacher(work: Path, parent_dir: Path):

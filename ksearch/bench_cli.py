@@ -309,8 +309,8 @@ def bench_adapt(
                                                         "next when one runs out. A training-pair file "
                                                         "(training_data/*pairs*.jsonl) counts as its passages.")] = None,
     passages: Annotated[int, typer.Option(min=2, help="Passages to adapt to (the first documents that make them).")] = 300,
-    minutes: Annotated[float, typer.Option(min=0.05, help="Training budget, as `ksearch adapt --minutes` (whose "
-                                                          "default is 20).")] = 2.0,
+    minutes: Annotated[Optional[float], typer.Option(min=0.05, help="Training budget, as `ksearch adapt --minutes` "
+                                                              "(default: adapt's own, the rest of a 30-minute run).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/adapt.json"),
 ) -> None:
@@ -323,7 +323,7 @@ def bench_adapt(
     result = run_adapt_bench(enc, corpus or [Path("sample_data/corpus.jsonl")], passages=passages, minutes=minutes,
                              progress=not quiet)
     console.print(f"adapt: {result['model']} | {result['documents']} documents, {result['passages']} passages | "
-                  f"{result['hardware']} | {result['device']} | budget {minutes:g} min", highlight=False)
+                  f"{result['hardware']} | {result['device']} | budget {result['minutes_budget']:.3g} min", highlight=False)
     table = Table()
     table.add_column("phase")
     table.add_column("seconds", justify="right")

@@ -264,3 +264,33 @@ def test_the_time_budget_stops_before_a_step_would_end_past_it(monkeypatch):
     # after step 3 (9 s) a fourth step would end at 12 s > 10 s; checkpoints when 4 s have passed since the last
     assert seen == [(1, False, False), (2, True, False), (3, False, True)]
     assert budget.stopped_by_budget
+
+
+def test_without_minutes_training_gets_the_rest_of_a_30_minute_run_and_never_under_5():
+    from ksearch.adaptation import default_training_minutes
+
+    assert default_training_minutes(0) == pytest.approx(29.0)  # a minute is kept for saving
+    assert default_training_minutes(10 * 60) == pytest.approx(19.0)
+    assert default_training_minutes(40 * 60) == 5.0
+
+
+def test_kiwi_neighbours_are_computed_once_per_vocabulary_and_copied_for_every_run(tmp_path, tiny_model_dir,
+                                                                                   monkeypatch):
+    import encoder.training.kiwi_teacher as kiwi_teacher
+    from ksearch.adaptation import NEIGHBOURS_FILE, _write_neighbours
+
+    calls = []
+
+    def graph(vocab, **kwargs):
+        calls.append(len(vocab))
+        return {5: [[6, 0.9]]}
+
+    monkeypatch.setattr(kiwi_teacher, "neighbour_graph", graph)
+    cache = tmp_path / "models" / ".adapt-cache"
+    for run in ("first", "second"):
+        work = tmp_path / "work" / run
+        work.mkdir(parents=True)
+        _write_neighbours(work, tiny_model_dir, cache, progress=False)
+        assert json.loads((work / NEIGHBOURS_FILE).read_text(encoding="utf-8")) == {"5": [[6, 0.9]]}
+    assert len(calls) == 1 and calls[0] > 0
+    assert [p.name.startswith("neighbours-") for p in cache.iterdir()] == [True]  # no partial file left

@@ -57,7 +57,7 @@ def write_passage_subset(corpora: Sequence[Path], encoder, passages: int, out: P
     return len(taken), count
 
 
-def run_adapt_bench(encoder, corpora: Sequence[Path], *, passages: int, minutes: float, progress: bool = True,
+def run_adapt_bench(encoder, corpora: Sequence[Path], *, passages: int, minutes: float | None, progress: bool = True,
                     work_dir: Path | None = None) -> dict:
     """Adapt `encoder`'s model to the first `passages` passages of `corpora` in a temporary folder; phase timings."""
     import torch
@@ -75,7 +75,8 @@ def run_adapt_bench(encoder, corpora: Sequence[Path], *, passages: int, minutes:
     return {"benchmark": "adapt", "model": encoder.model_id, "hardware": hardware_string(),
             "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "device": fit.device,
             "corpus": [str(c) for c in corpora], "documents": documents, "passages": count,
-            "requested_passages": passages, "minutes_budget": minutes,
+            "requested_passages": passages, "minutes_budget": round(report.minutes, 2),
+            "minutes_given": minutes,
             "pairs": report.pairs, "negatives": report.negatives, "training_rows": fit.rows,
             "steps": fit.steps, "planned_steps": fit.max_steps, "stopped_by_budget": fit.stopped_by_budget,
             "train_loop_seconds": round(fit.seconds, 1),

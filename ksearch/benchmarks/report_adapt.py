@@ -8,7 +8,7 @@ ADAPT_TARGET_MINUTES = 30.0  # ... in this many minutes on 2 CPU cores, end to e
 
 def target_rows(a: dict) -> list[tuple[str, bool, str]]:
     """(target, met, figure) for the Targets table; only a run at the target's size, on CPU, counts."""
-    if a.get("passages", 0) < ADAPT_TARGET_PASSAGES or a.get("device") != "cpu":
+    if a.get("passages", 0) < ADAPT_TARGET_PASSAGES or a.get("device") != "cpu" or a.get("minutes_given") is not None:
         return []
     minutes = a["total_seconds"] / 60
     return [(f"`ksearch adapt` (default budget) on {ADAPT_TARGET_PASSAGES:,} passages <= {ADAPT_TARGET_MINUTES:g} min "
@@ -19,13 +19,15 @@ def target_rows(a: dict) -> list[tuple[str, bool, str]]:
 def adapt_section(a: dict) -> list[str]:
     """The phases of one adaptation run, timed, with what it trained."""
     load = a.get("load_average_at_start")
-    command = " ".join(["ksearch bench adapt", f"--passages {a['requested_passages']}", f"--minutes {a['minutes_budget']:g}",
-                        *(f"--corpus {c}" for c in a["corpus"])])
+    given = a.get("minutes_given")
+    command = " ".join(["ksearch bench adapt", f"--passages {a['requested_passages']}",
+                        *([f"--minutes {given:g}"] if given is not None else []), *(f"--corpus {c}" for c in a["corpus"])])
     lines = [f"## Adaptation (`ksearch adapt`) on {a['passages']:,} passages", "",
              f"`{command}` (results in `bench/results/adapt.json`): the first documents of "
              f"{', '.join(f'`{c}`' for c in a['corpus'])} that make {a['passages']:,} passages ({a['documents']:,} "
              f"documents), adapted from `{a['model']}` on {a['device']} ({a['torch_threads']} torch threads) with a "
-             f"{a['minutes_budget']:g}-minute training budget"
+             f"{a['minutes_budget']:.1f}-minute training budget"
+             + (" (the default: the rest of a 30-minute run)" if given is None else "")
              + (f"; load average {load:.1f} at the start and {a['load_average_at_end']:.1f} at the end" if load is not None
                 else "") + ".", "",
              "| phase | seconds |", "| --- | ---: |",
