@@ -81,8 +81,8 @@ def render_adapt_hint() -> None:
     would hold the app's CPU (and the search it serves) the whole time."""
     st.subheader("Fit the model to your corpus")
     st.caption("`ksearch adapt` fine-tunes a copy of the model on your documents alone (no labelled queries), so your "
-               "own terms get weight. It trains for up to --minutes (default 20) on this machine, so run it from a "
-               "shell, then ingest into a new index with the new model:")
+               "own terms get weight. It takes about 30 minutes of this machine's CPU (--minutes N bounds the "
+               "training), so run it from a shell, then ingest into a new index with the new model:")
     st.code("ksearch adapt corpus.jsonl --out my-model\n"
             "ksearch ingest corpus.jsonl --model my-model --index my-index", language="bash")
 
