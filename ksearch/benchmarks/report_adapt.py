@@ -13,7 +13,7 @@ def target_rows(a: dict) -> list[tuple[str, bool, str]]:
     minutes = a["total_seconds"] / 60
     return [(f"`ksearch adapt` (default budget) on {ADAPT_TARGET_PASSAGES:,} passages <= {ADAPT_TARGET_MINUTES:g} min "
              f"on {a['cpu_count']} CPU cores", minutes <= ADAPT_TARGET_MINUTES,
-             f"{minutes:.1f} min ({a['passages']:,} passages, budget {a['minutes_budget']:g} min)")]
+             f"{minutes:.1f} min ({a['passages']:,} passages, training {a['minutes_budget']:.1f} min of it)")]
 
 
 def adapt_section(a: dict) -> list[str]:
@@ -33,8 +33,16 @@ def adapt_section(a: dict) -> list[str]:
              "| phase | seconds |", "| --- | ---: |",
              *[f"| {phase} | {seconds:.1f} |" for phase, seconds in a["phases_seconds"].items()],
              f"| **total** | **{a['total_seconds']:.1f}** ({a['total_seconds'] / 60:.1f} min) |", "",
-             f"{a['pairs']:,} pseudo-query pairs, {a['negatives']:,} mined negatives; {a['steps']} of "
+             f"{_counts(a['pairs'])} pseudo-query pairs, {_counts(a['negatives'])} mined negatives; {a['steps']} of "
              f"{a['planned_steps']} planned steps ({a['seconds_per_step']} s/step"
              f"{', stopped by the budget' if a['stopped_by_budget'] else ''}); loss {a['first_loss']:.3f} -> "
              f"{a['last_loss']:.3f}; model folder {a['model_folder_mb']:.0f} MB."]
+    if load is not None and max(load, a["load_average_at_end"]) > a["cpu_count"]:
+        lines += ["", "The load average was above the core count: other work shared the CPU, so preparation took "
+                      "longer, and (with the default budget) training got fewer steps, than on an idle machine."]
     return lines
+
+
+def _counts(by_kind: dict[str, int]) -> str:
+    """`1,234 (title 100, cloze 1,134)`."""
+    return f"{sum(by_kind.values()):,} ({', '.join(f'{kind} {n:,}' for kind, n in by_kind.items())})"
