@@ -8,7 +8,7 @@ Dropped: particles (J*), endings (E*), affixes (XP*/XS*), bound nouns (NNB), adv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from encoder.kiwi_analysis import KIWI_LOCK, analyse, kiwi
 from encoder.kiwi_tags import BM25_TAGS, base_tag
@@ -62,19 +62,21 @@ def sentence_spans(text: str, block_chars: int = SENTENCE_BLOCK_CHARS) -> list[t
 
 def sentence_spans_many(texts: Sequence[str], block_chars: int = SENTENCE_BLOCK_CHARS) -> list[list[tuple[int, int]]]:
     """`sentence_spans` of every text, all their blocks in one Kiwi call: Kiwi analyses a list on all its workers,
-    one text at a time on one."""
-    blocks: list[tuple[int, int, str]] = []  # (text number, where the block starts, the block)
-    for number, text in enumerate(texts):
-        start = 0
-        while start < len(text):
-            end = _block_end(text, start, block_chars)
-            blocks.append((number, start, text[start:end]))
-            start = end
+    one text at a time on one. Blocks are cut as Kiwi asks for them, so no second copy of the texts is held."""
+    places: list[tuple[int, int]] = []  # (text number, where the block starts), in the order Kiwi reads the blocks
+
+    def blocks() -> Iterator[str]:
+        for number, text in enumerate(texts):
+            start = 0
+            while start < len(text):
+                end = _block_end(text, start, block_chars)
+                places.append((number, start))
+                yield text[start:end]
+                start = end
+
     spans: list[list[tuple[int, int]]] = [[] for _ in texts]
-    if not blocks:
-        return spans
     with KIWI_LOCK:
-        analysed = list(kiwi().split_into_sents([block for _, _, block in blocks]))
-    for (number, start, _), sentences in zip(blocks, analysed, strict=True):
-        spans[number].extend((start + s.start, start + s.end) for s in sentences)
+        for i, sentences in enumerate(kiwi().split_into_sents(blocks())):
+            number, start = places[i]
+            spans[number].extend((start + s.start, start + s.end) for s in sentences)
     return spans
