@@ -78,8 +78,9 @@ def ingest_memory_section(results: dict) -> list[str]:
               "outside the process, nothing else.", "",
               "The embedded index is different at the end: `finish_writes` merges the segments (more than 32) and "
               "builds BM25 over every live row, so its peak grows with the index, by the rows' text, metadata, "
-              "morphemes and vectors. That is the memory searching the index takes anyway (a search process "
-              "holds the same rows); for a corpus whose index does not fit in memory, ingest into OpenSearch."]
+              "morphemes and vectors. Most of it is what searching the index takes anyway (a search process holds "
+              "the same rows; building BM25 adds transient lists of token ids); for a corpus whose index does "
+              "not fit in memory, ingest into OpenSearch."]
     if largest < FULL_SIZE_MB:
         slowest = max(runs.values(), key=lambda r: r["ingest_seconds"] / r["file_mb"])
         per_mib = slowest["ingest_seconds"] / slowest["file_mb"]
@@ -88,6 +89,18 @@ def ingest_memory_section(results: dict) -> list[str]:
                   f"{FULL_SIZE_MB / 1024:.0f} GiB would take about {per_mib * FULL_SIZE_MB / 3600:.0f} hours, most "
                   "of it in Kiwi (sentence splitting, and for the embedded index the BM25 morphemes), not in the "
                   "throwaway encoder. Since the worker's RSS is flat from 10% to 100% written, a larger file changes "
-                  "the temporary spool and SQLite files on disk, not the worker's memory; for the embedded index "
-                  "`finish_writes` grows with the passages as above."]
+                  "the temporary spool and SQLite files on disk, not the worker's memory" + _full_size_index(runs) + "."]
     return lines
+
+
+def _full_size_index(runs: dict[str, dict]) -> str:
+    """What the embedded index's `finish_writes` would add at the full size, extrapolated per passage."""
+    run = runs.get("embedded")
+    end = _phase(run, "100% written") if run else None
+    if not end or not run["written"]:
+        return ""
+    per_passage = (run["phases"][-1]["peak_mb"] - end["rss_mb"]) / run["written"]
+    passages = run["passages"] / run["file_mb"] * FULL_SIZE_MB
+    return (f"; the embedded index's `finish_writes` would add about {per_passage * passages / 1024:.0f} GiB at "
+            f"{FULL_SIZE_MB / 1024:.0f} GiB ({passages / 1e6:.1f} million passages at this run's "
+            f"{run['passages'] / run['file_mb']:,.0f} per MiB), most of which a process searching that index holds anyway")
