@@ -73,9 +73,10 @@ def ingest_memory_section(results: dict) -> list[str]:
     lines += ["What the worker holds does not depend on how much has been read or written: passages wait in a "
               "temporary file (about the size of their text), the ids and digests of the documents seen in a "
               "temporary SQLite database, and a batch or two of passages is in memory at a time "
-              "(tests/test_ingest_streaming.py counts them). What the write loop adds early on is the Kiwi memo "
-              "filling up to its 4096 texts and the allocator's pools; with OpenSearch, where the index lives "
-              "outside the process, nothing else.", "",
+              "(tests/test_ingest_streaming.py counts them). The rise while reading is Kiwi's model loading (~350 MiB "
+              "on its own); between the end of splitting and 10% written come the first batches, the allocator's "
+              "pools and, for the embedded index, the Kiwi memo of the BM25 analyses filling up to its 4096 texts. "
+              "After that the worker stays where it is.", "",
               "The embedded index is different at the end: `finish_writes` merges the segments (more than 32) and "
               "builds BM25 over every live row, so its peak grows with the index, by the rows' text, metadata, "
               "morphemes and vectors. Most of it is what searching the index takes anyway (a search process holds "
