@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from retrieval.morphemes import sentence_spans
+from retrieval.morphemes import sentence_spans_many
 
 DEFAULT_OVERLAP_TOKENS = 16
 MAX_CHARS_PER_TOKEN = 8  # texts longer than budget x this are split without first trying them whole
@@ -46,11 +46,14 @@ class PassageSplitter:
         return [span for span, count in zip(words, counts) for _ in range(max(0, count - self.specials))]
 
     def split_many(self, texts: list[str]) -> list[list[str]]:
-        """`split` for many texts; the ones that fit whole are found with one batched token count."""
+        """`split` for many texts; the ones that fit whole are found with one batched token count, the sentences of
+        the others with one batched Kiwi call."""
         stripped = [t.strip() for t in texts]
         short = [t for t in stripped if t and self._may_fit(t)]
         fits = dict(zip(short, (n - self.specials <= self.budget for n in self.encoder.count_tokens(short))))
-        return [[] if not t else [t] if fits.get(t) else self._split_long(t) for t in stripped]
+        long = list(dict.fromkeys(t for t in stripped if t and not fits.get(t)))
+        sentences = dict(zip(long, sentence_spans_many(long)))
+        return [[] if not t else [t] if fits.get(t) else self._split_long(t, sentences[t]) for t in stripped]
 
     def _may_fit(self, text: str) -> bool:
         """False when `text` is too long in characters to fit, so it is never analysed whole (a 1 MB text
@@ -61,15 +64,16 @@ class PassageSplitter:
         """The passages of `text` (one when it fits; none when it is blank)."""
         return self.split_many([text])[0]
 
-    def _split_long(self, text: str) -> list[str]:
-        """Windows of at most `budget` tokens over a stripped text that does not fit whole."""
+    def _split_long(self, text: str, sentences: list[tuple[int, int]]) -> list[str]:
+        """Windows of at most `budget` tokens over a stripped text that does not fit whole (`sentences`: its
+        sentences' character spans)."""
         offsets = self._offsets(text)
         n = len(offsets)
         if n == 0:
             return [text]
         ends = [o[1] for o in offsets]
         # token index after which a sentence ends (cut = that index + 1)
-        sentence_cuts = sorted({bisect.bisect_right(ends, end) for _, end in sentence_spans(text)})
+        sentence_cuts = sorted({bisect.bisect_right(ends, end) for _, end in sentences})
         word_starts = [i for i in range(1, n) if offsets[i][0] > offsets[i - 1][1]]
         passages, start = [], 0
         while start < n:

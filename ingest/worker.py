@@ -7,8 +7,9 @@ while the next one is encoded), and stored chunks a changed document no longer h
 Running the same command again after a crash therefore finishes the job without duplicating anything.
 
 Streamed: documents are read, split and compared with the stored hashes one batch at a time, and the passages to
-write wait in a temporary file (`PassageSpool`) until stale chunks are deleted and encoding starts. What is held
-for the whole run is a digest per document id (`SeenDocuments`), the stored ids and hashes, and the problem rows.
+write wait in a temporary file (`PassageSpool`) until stale chunks are deleted and encoding starts; the ids and
+digests of the documents seen wait in a temporary SQLite database (`SeenDocuments`). What is held for the whole run
+is the stored ids and hashes and the problem rows.
 
 A backend that encodes documents itself (an OpenSearch index with an ml-commons ingest pipeline,
 `encodes_documents`) gets each passage as the model reads it (`encoder.model_text`: Kiwi-segmented for models
@@ -88,22 +89,22 @@ def ingest_fingerprint(encoder, backend: SearchBackend) -> str:
 def iter_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> Iterator[SourceDocument]:
     """Valid documents of `path`, streamed in file order; bad rows and conflicting duplicate ids go to the report.
 
-    Only a digest of each document is kept to tell duplicates apart (`SeenDocuments`), never its text."""
-    seen = SeenDocuments()
-    for item in read_documents(path, fmt, cols):
-        if isinstance(item, RowProblem):
-            report.problems.append(item)
-            continue
-        first = seen.first_seen(item)
-        if first is None:
-            report.documents_read += 1
-            yield item
-        elif first.digest == document_digest(item):
-            report.duplicates_ignored += 1
-        else:
-            where = f"line {first.where}" if isinstance(first.where, int) else first.where
-            report.problems.append(RowProblem(item.file, item.line, f"duplicate id {item.doc_id!r} with different "
-                                              f"content (first seen at {where}); kept the first"))
+    Only a digest of each document is kept to tell duplicates apart (`SeenDocuments`, on disk), never its text."""
+    with SeenDocuments() as seen:
+        for item in read_documents(path, fmt, cols):
+            if isinstance(item, RowProblem):
+                report.problems.append(item)
+                continue
+            first = seen.first_seen(item)
+            if first is None:
+                report.documents_read += 1
+                yield item
+            elif first.digest == document_digest(item):
+                report.duplicates_ignored += 1
+            else:
+                where = f"line {first.where}" if isinstance(first.where, int) else first.where
+                report.problems.append(RowProblem(item.file, item.line, f"duplicate id {item.doc_id!r} with different "
+                                                  f"content (first seen at {where}); kept the first"))
 
 
 def collect_documents(path: Path, fmt: str | None, cols: ColumnMapping, report: IngestReport) -> list[SourceDocument]:

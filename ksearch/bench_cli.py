@@ -116,18 +116,27 @@ def bench_ingest(
 @bench_app.command("ingest-memory")
 def bench_ingest_memory(
     size_mb: Annotated[float, typer.Option("--size-mb", min=0.1, help="Size of the synthetic JSONL corpus in MiB.")] = 2048,
+    backend: Annotated[str, typer.Option(help="embedded, or opensearch: a local node started for the run, whose "
+                                              "memory is reported apart from the worker's.")] = "embedded",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Encode with this model instead of a tiny random "
                                                  "BERT built on the spot (the real model takes hours per GB on CPU).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option(help="Where the corpus and index are written (deleted after).")] = None,
-    out: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path("bench/results/ingest-memory.json"),
+    out: Annotated[Path, typer.Option(help="The JSON results: this backend's run replaces an earlier one, other "
+                                           "backends' runs are kept.")] = Path("bench/results/ingest-memory.json"),
 ) -> None:
-    """Peak RSS (process and children) while a synthetic JSONL is ingested: flat in the corpus size when streamed."""
-    from ksearch.benchmarks.ingest_memory import run_ingest_memory_bench, ingest_memory_table
-    from ksearch.benchmarks.runner import write_json
+    """Peak RSS of the ingest worker while a synthetic JSONL is ingested: flat in the corpus size when streamed."""
+    import json
 
-    result = run_ingest_memory_bench(size_mb, model=model, work_dir=work_dir)
+    from ksearch.benchmarks.ingest_memory import BACKENDS, ingest_memory_table, merge_run, run_ingest_memory_bench
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"{backend!r} is not one of {', '.join(BACKENDS)}", param_hint="--backend")
+    result = run_ingest_memory_bench(size_mb, backend=backend, model=model, work_dir=work_dir)
     console.print(ingest_memory_table(result))
-    console.print(f"wrote {write_json(result, out)}")
+    previous = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
+    out.parent.mkdir(parents=True, exist_ok=True)  # each run has its own load average; the file gets none of its own
+    out.write_text(json.dumps(merge_run(previous, result), ensure_ascii=False, indent=2), encoding="utf-8")
+    console.print(f"wrote {out}")
 
 
 @bench_app.command("scale")

@@ -31,8 +31,9 @@ class BM25Index:
         import bm25s
 
         retriever = bm25s.BM25(method="lucene", k1=K1, b=B)
-        # bm25s needs at least one token per document to build its vocabulary; an empty passage gets none.
-        retriever.index([list(m) for m in morphemes] or [[]], show_progress=False)
+        # bm25s needs at least one token per document to build its vocabulary; an empty passage gets none. The rows
+        # are passed as they are (bm25s only reads them), not copied: an index's morphemes are most of its memory.
+        retriever.index(list(morphemes) or [[]], show_progress=False)
         return cls(retriever, list(passage_ids))
 
     def scores(self, text: str) -> np.ndarray:

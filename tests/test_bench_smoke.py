@@ -211,3 +211,29 @@ def test_startup_bench_times_fresh_processes_next_to_python(tmp_path, monkeypatc
     assert set(doc["rows"]) == {"python -c pass", "ksearch search", "ksearch encode"}
     assert doc["rows"]["ksearch search"]["x_python"] > 1
     assert doc["torch_imported"] is (doc["encoder_backend"] == "torch")  # the shipped model: onnx, no torch
+
+
+def test_ingest_memory_bench_writes_every_passage_and_reports_rss_by_phase(tmp_path):
+    out = tmp_path / "ingest-memory.json"
+    _run("bench", "ingest-memory", "--size-mb", "0.1", "--work-dir", str(tmp_path), "--out", str(out))
+    run = json.loads(out.read_text(encoding="utf-8"))["runs"]["embedded"]
+    assert run["written"] == run["passages"] > run["documents"] > 0  # 64-token passages: documents are split
+    assert [p["phase"] for p in run["phases"]] == ["before ingest", "read + split + spool", "10% written", "25% written",
+                                                    "50% written", "75% written", "100% written",
+                                                    "finish_writes (compaction, BM25)"]
+    assert all(p["rss_mb"] > 0 and p["peak_mb"] >= p["rss_mb"] for p in run["phases"]) and "node_peak_mb" not in run
+    assert not list(tmp_path.glob("ksearch-ingest-memory-*"))  # corpus, model and index deleted
+
+
+@pytest.mark.opensearch
+def test_ingest_memory_bench_into_its_own_node_measures_the_node_apart_and_stops_it(tmp_path):
+    from ksearch.opensearch_node import default_cache_dir, node_sharing_installation
+
+    out = tmp_path / "ingest-memory.json"
+    _run("bench", "ingest-memory", "--size-mb", "0.1", "--backend", "opensearch", "--work-dir", str(tmp_path),
+         "--out", str(out))
+    run = json.loads(out.read_text(encoding="utf-8"))["runs"]["opensearch"]
+    assert run["written"] == run["passages"] > 0 and run["node_heap"] == "512m"
+    assert all(p["node_rss_mb"] > 100 for p in run["phases"])  # a JVM, measured on its own
+    cache = default_cache_dir()
+    assert node_sharing_installation(cache.with_name(f"{cache.name}-bench-ingest-memory")).status() is None

@@ -180,3 +180,19 @@ def test_hybrid_shows_each_document_by_its_best_fused_passage():
     hits = Searcher(encoder, TwoRankings()).rank("q", "hybrid", 10, query_tokens={"q": 1.0})
     assert [(h.id, h.doc_id) for h in hits] == [("d1#1", "d1"), ("d2#0", "d2")]
     assert hits[0].score == pytest.approx(0.875)
+
+
+def test_a_morpheme_read_from_disk_is_one_object_however_many_rows_have_it(tmp_path):
+    index = EmbeddedIndex.create(tmp_path / "t", META)
+    index.add([Passage("a#0", "a", "보증금 반환"), Passage("a#1", "a", "보증금 청구")], [{"x": 1.0}, {"y": 1.0}])
+    index.add([Passage("b#0", "b", "보증금 계약")], [{"x": 2.0}])  # another segment
+    index.close()
+    reopened = EmbeddedIndex.open(tmp_path / "t")
+    rows = reopened._view().morphemes
+    assert [r[0] for r in rows] == ["보증금"] * 3 and len({id(r[0]) for r in rows}) == 1
+    reopened.compact()  # the merged segment keeps the rows' own objects, and BM25 is built over them
+    reopened.finish_writes()
+    assert len({id(r[0]) for r in reopened._view().morphemes}) == 1
+    assert {h.id for h in reopened.search_bm25("보증금", per_document=False)} == {"a#0", "a#1", "b#0"}
+    assert reopened.search_bm25("청구")[0].id == "a#1"
+    reopened.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import tracemalloc
 
 import pytest
 
@@ -90,3 +91,29 @@ def test_a_rerun_after_streaming_finds_everything_stored(tmp_path, encoder):
     again = worker.ingest_path(path, reopened, encoder, progress=False)
     assert (again.written, again.skipped_unchanged, reopened.count()) == (0, 40, 40)
     reopened.close()
+
+
+def test_documents_seen_live_in_sqlite_not_in_python_objects():
+    from ingest.documents_seen import SeenDocuments, document_digest
+
+    def doc(i: int, text: str = "본문", line: int | None = None, file: str = "c.jsonl") -> SourceDocument:
+        return SourceDocument(doc_id=f"D-{i}", text=text, title="", domain="legal", file=file, line=line)
+
+    docs = [doc(i, line=i + 1) for i in range(5000)]
+    with SeenDocuments() as seen:
+        assert seen.first_seen(docs[0]) is None
+        tracemalloc.start()
+        try:
+            assert all(seen.first_seen(d) is None for d in docs[1:])
+            held, _ = tracemalloc.get_traced_memory()  # Python's allocations: SQLite's own are not traced
+        finally:
+            tracemalloc.stop()
+        assert held < 50_000, held  # a dict of ids, digests and lines held ~1.2 MB for these 5000
+        assert len(seen) == 5000
+        again = seen.first_seen(doc(42, text="다른 본문", line=9000))
+        assert again is not None and again.where == 43 and again.digest == document_digest(doc(42))
+        # a document without a line number is named by its file; odd ids and file names survive the round trip
+        assert seen.first_seen(doc(-1, line=None, file="폴더/\udcff.txt")) is None
+        assert seen.first_seen(SourceDocument("\ud800", "본문", "", "legal", line=3)) is None
+        assert seen.first_seen(doc(-1, text="x", line=None, file="b.txt")).where == "폴더/\udcff.txt"
+        assert seen.first_seen(SourceDocument("\ud800", "x", "", "legal", line=4)).where == 3

@@ -236,26 +236,6 @@ def _scale_index_section(s: dict, source: str) -> list[str]:
     return lines
 
 
-def _ingest_memory_section(r: dict) -> list[str]:
-    """Peak RSS by ingest phase beside the file size (`ksearch bench ingest-memory`)."""
-    load = f" Load average at the end: {r['load_average_at_end']}." if "load_average_at_end" in r else ""
-    lines = [f"## Ingest memory ({r['file_mb']:.0f} MiB JSONL, {r['documents']:,} documents, {r['passages']:,} passages)",
-             "", f"From `bench/results/ingest-memory.json` (`ksearch bench ingest-memory --size-mb {r['file_mb']:.0f} "
-             f"--work-dir /tmp`).{load} Text: {r['text']}. Encoded by {r['encoder']}: the model is not what is "
-             "measured, the reader, splitter, spool and embedded writer are. RSS of the process and its children, "
-             "sampled every 50 ms; each row's peak is the highest sample since the row before.", "",
-             "| phase | s | RSS MiB | peak MiB | file MiB |", "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {p['phase']} | {p['seconds']:.0f} | {p['rss_mb']:.0f} | {p['peak_mb']:.0f} | {r['file_mb']:.0f} |"
-              for p in r["phases"]]
-    lines += ["", f"Growth over the write loop (10% to 100% written): {r['write_loop_growth_mb']:.0f} MiB; peak "
-              f"{r['peak_mb']:.0f} MiB, in `finish_writes`, which compacts the segments and builds BM25 over every live "
-              "row in memory (proportional to the index, like searching it)."]
-    if r["file_mb"] < 1024:
-        lines += ["", f"Only {r['file_mb']:.0f} MiB ({r['ingest_seconds'] / 60:.0f} min here): whether RSS stays flat "
-                  "over the 2 GiB default is not shown by this run; run the command without `--size-mb` to see it."]
-    return lines
-
-
 def _plots(results: Path, docs: Path, scale: dict | None, query: dict | None) -> list[str]:
     try:
         import matplotlib
@@ -337,7 +317,9 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
 
         lines += startup_section(startup) + [""]
     if memory := _load(results, "ingest-memory.json"):
-        lines += _ingest_memory_section(memory) + [""]
+        from ksearch.benchmarks.report_ingest_memory import ingest_memory_section
+
+        lines += ingest_memory_section(memory) + [""]
     if adapt:
         from ksearch.benchmarks.report_adapt import adapt_section
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def write_npy(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
-def write_jsonl(path: Path, records: list[Any]) -> None:
+def write_jsonl(path: Path, records: Iterable[Any]) -> None:
     """Write one JSON value per line and fsync the file."""
     with open(path, "w", encoding="utf-8") as fh:
         for record in records:

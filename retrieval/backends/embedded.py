@@ -268,8 +268,8 @@ class EmbeddedIndex(SearchBackend):
             self._acquire_writer()
             view = self._view()
             seq = self.manifest.next_seq
-            segment = Segment(f"seg-{seq:06d}", seq, list(view.passages), [list(m) for m in view.morphemes],
-                              list(view.features), view.matrix)
+            segment = Segment(f"seg-{seq:06d}", seq, list(view.passages), list(view.morphemes), list(view.features),
+                              view.matrix)  # the rows' own objects, not copies: nothing mutates them
             write_segment(self.root, segment)
             manifest = self.manifest.model_copy(deep=True)
             old = [s.name for s in manifest.segments]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ def write_segment(root: Path, segment: Segment) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    write_jsonl(tmp / "passages.jsonl", [p.to_record() for p in segment.passages])
+    write_jsonl(tmp / "passages.jsonl", (p.to_record() for p in segment.passages))
     write_jsonl(tmp / "morphemes.jsonl", segment.morphemes)
     write_jsonl(tmp / "features.json", [segment.features])
     m = segment.matrix
@@ -70,7 +71,8 @@ def read_segment(root: Path, name: str, seq: int) -> Segment:
     """Load a segment written by `write_segment` (plain arrays, never pickle)."""
     folder = root / name
     passages = [Passage.from_record(r) for r in read_jsonl(folder / "passages.jsonl")]
-    morphemes = read_jsonl(folder / "morphemes.jsonl")
+    # one str object per distinct morpheme, not per occurrence: morphemes are most of an index's memory otherwise
+    morphemes = [[sys.intern(m) for m in row] for row in read_jsonl(folder / "morphemes.jsonl")]
     features = json.loads((folder / "features.json").read_text(encoding="utf-8"))
     indptr = np.load(folder / "indptr.npy", allow_pickle=False)
     indices = np.load(folder / "indices.npy", allow_pickle=False)
