@@ -33,7 +33,7 @@ def small_blocks(monkeypatch):
 def test_scoring_every_posting_gives_the_exact_top_k_across_blocks(small_blocks):
     m = _matrix()
     scorer = ImpactScorer(m)
-    assert scorer._starts.shape[1] - 1 == -(-m.shape[0] // 256)  # really several blocks
+    assert scorer.postings.starts.shape[1] - 1 == -(-m.shape[0] // 256)  # really several blocks
     rng = np.random.default_rng(0)
     for _ in range(40):
         cols = rng.choice(m.shape[1], 8, replace=False)
@@ -48,6 +48,41 @@ def test_candidates_carry_exact_scores_and_respect_the_limit(small_blocks):
     rows, scores = scorer.candidates(cols, w, posting_fraction=0.2, candidates=25)
     assert 0 < len(rows) <= 25 and len(set(rows.tolist())) == len(rows)
     np.testing.assert_allclose(scores, np.asarray(m[rows][:, cols] @ w).ravel(), rtol=1e-5)
+
+
+def test_candidate_scores_are_the_exact_kernels_scores_of_the_whole_query(small_blocks):
+    """What the index re-scores: every query weight counts (a negative one too), as in the exact search's kernel."""
+    from retrieval.backends.postings import posting_scores
+
+    m = _matrix()
+    scorer = ImpactScorer(m)
+    cols, w = np.array([3, 17, 42, 99, 150]), np.array([1.0, 0.5, 0.8, -0.2, 1.5])
+    rows, scores = scorer.candidates(cols, w, posting_fraction=0.5, candidates=40)
+    assert 0 < len(rows) <= 40
+    np.testing.assert_allclose(scores, posting_scores(m.tocsc(), cols, w)[rows], rtol=1e-12)
+
+
+def test_postings_built_into_given_arrays_search_the_same(small_blocks, tmp_path):
+    """The index builds into memory-mapped files and searches them read-only: the same answers as in memory."""
+    m = _matrix()
+    files = {}
+
+    def allocate(name, shape, dtype):
+        files[name] = np.lib.format.open_memmap(tmp_path / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        return files[name]
+
+    built = impact.build_postings(m.tocsc(), allocate=allocate)
+    for array in files.values():
+        array.flush()
+    mapped = impact.ImpactPostings(**{n: np.load(tmp_path / f"{n}.npy", mmap_mode="r") for n in impact.ARRAYS},
+                                   block_rows=built.block_rows, n_rows=built.n_rows)
+    in_memory, on_disk = ImpactScorer(m), ImpactScorer(m, postings=mapped)
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        cols, w = rng.choice(m.shape[1], 8, replace=False), rng.random(8) + 0.1
+        assert on_disk.top_k(cols, w, 10) == in_memory.top_k(cols, w, 10)
+    with pytest.raises(ValueError, match="do not fit"):
+        ImpactScorer(m[:100], postings=mapped)
 
 
 def test_a_smaller_posting_fraction_keeps_the_heaviest_impacts(small_blocks):
@@ -103,3 +138,22 @@ def test_threads_searching_at_once_get_the_sequential_results(small_blocks):
     for t in threads:
         t.join()
     assert all(got[t] == expected for t in range(4))
+
+
+def test_the_candidate_cut_keeps_the_best_partial_sums_ties_included():
+    """`_best_rows` (a histogram of the partial sums' bits, then a partition of the top buckets) picks what a partition
+    of every partial sum picks: values > the n-th largest, then the first rows tied with it."""
+    rng = np.random.default_rng(7)
+    for n_out, wanted in ((5000, 100), (5000, 4999), (300, 1000), (20_000, 1)):
+        partial = np.round(rng.gamma(2.0, 1.0, n_out), 2).astype(np.float32) + 0.01  # many ties
+        rows = rng.permutation(10 * n_out)[:n_out].astype(np.int64)
+        hist = np.zeros(1 << (31 - impact.HIST_SHIFT), dtype=np.int64)
+        np.add.at(hist, partial.view(np.int32) >> impact.HIST_SHIFT, 1)
+        got = impact._best_rows(rows, partial, n_out, wanted, hist)
+        if n_out <= wanted:
+            assert got.tolist() == rows.tolist()
+            continue
+        cut = np.sort(partial)[::-1][wanted - 1]
+        above = rows[partial > cut]
+        ties = rows[partial == cut][: wanted - above.size]
+        assert got.tolist() == above.tolist() + ties.tolist()
