@@ -1,5 +1,5 @@
-"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard (its Seismic
-index: test_seismic_build.py)."""
+"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard (its approximate
+index: test_approximate_index.py)."""
 
 from __future__ import annotations
 
