@@ -157,3 +157,21 @@ def test_the_candidate_cut_keeps_the_best_partial_sums_ties_included():
         above = rows[partial > cut]
         ties = rows[partial == cut][: wanted - above.size]
         assert got.tolist() == above.tolist() + ties.tolist()
+
+
+def test_a_block_whose_rows_are_all_touched_stays_inside_its_buffers(tmp_path):
+    """Every row of a block touched, then touched again: the kernel writes a slot of `touched` before it knows whether
+    it keeps it, so a buffer of exactly a block's rows was overrun by one (heap corruption on small indexes).
+    Run with numba's bounds checks, in a fresh cache, so that an overrun raises instead of corrupting memory."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from scipy import sparse; from retrieval.backends.impact import ImpactScorer\n"
+            "m = sparse.csr_matrix(np.ones((30, 4), dtype=np.float32))\n"
+            "print(ImpactScorer(m).top_k(np.arange(4), np.ones(4), 5, posting_fraction=1.0, candidates=30))")
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[0, 1, 2, 3, 4]"

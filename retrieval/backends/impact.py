@@ -283,7 +283,8 @@ class ImpactScorer:
         if buffers is None:
             n_rows, n_cols = self.rows.shape
             block_rows = self.postings.block_rows
-            buffers = (np.zeros(block_rows, np.float32), np.empty(block_rows, np.int32), np.empty(n_rows, np.int64),
+            # touched: one slot more than a block's rows, as the kernel writes a slot before it knows whether it keeps it
+            buffers = (np.zeros(block_rows, np.float32), np.empty(block_rows + 1, np.int32), np.empty(n_rows, np.int64),
                        np.empty(n_rows, np.float32), np.zeros(n_cols, np.float64))
             self._scratch.buffers = buffers
         return buffers
