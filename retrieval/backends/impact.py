@@ -153,11 +153,23 @@ def _heavy_end(data, s, e, bound):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _search(p_indices, p_data, starts, samples, sample_ptr, r_indptr, r_indices, r_data, cols, qw, all_cols, all_qw,
-            fraction, n_candidates, block_rows, acc, touched, rows_out, partial_out, qdense):  # pragma: no cover - compiled
-    """(rows, exact scores) of the best `n_candidates` rows by partial score over the heaviest impacts of (cols, qw),
-    unsorted; the exact scores are of the whole query (all_cols, all_qw)."""
+def _search(p_indices, p_data, starts, samples, sample_ptr, r_indptr, r_indices, r_data, all_cols, all_qw, fraction,
+            n_candidates, block_rows, acc, touched, rows_out, partial_out, qdense):  # pragma: no cover - compiled
+    """(rows, exact scores) of the best `n_candidates` rows by partial score over the heaviest impacts of the query's
+    positive weights, unsorted; the exact scores count every weight. Columns outside the postings are left out."""
     n_blocks = starts.shape[1] - 1
+    n_cols = starts.shape[0]
+    n_q = 0
+    for i in range(len(all_cols)):
+        n_q += all_cols[i] >= 0 and all_cols[i] < n_cols and all_qw[i] > 0
+    cols = np.empty(n_q, dtype=np.int64)  # the positive weights choose the candidates
+    qw = np.empty(n_q, dtype=np.float32)
+    n_q = 0
+    for i in range(len(all_cols)):
+        if all_cols[i] >= 0 and all_cols[i] < n_cols and all_qw[i] > 0:
+            cols[n_q] = all_cols[i]
+            qw[n_q] = all_qw[i]
+            n_q += 1
     total = 0
     top = 0.0
     for i in range(len(cols)):
@@ -203,7 +215,8 @@ def _search(p_indices, p_data, starts, samples, sample_ptr, r_indptr, r_indices,
     rows = _best_rows(rows_out, partial_out, n_out, n_candidates, hist)
     n_rows = len(rows)
     for i in range(len(all_cols)):
-        qdense[all_cols[i]] = all_qw[i]
+        if all_cols[i] >= 0 and all_cols[i] < n_cols:
+            qdense[all_cols[i]] = all_qw[i]
     row_start = np.empty(n_rows, dtype=np.int64)
     row_end = np.empty(n_rows, dtype=np.int64)
     for j in range(n_rows):  # independent loads first: their cache misses overlap (a quarter of the re-scoring)
@@ -216,7 +229,8 @@ def _search(p_indices, p_data, starts, samples, sample_ptr, r_indptr, r_indices,
             total_score += r_data[p] * qdense[r_indices[p]]
         scores[j] = total_score
     for i in range(len(all_cols)):
-        qdense[all_cols[i]] = 0.0
+        if all_cols[i] >= 0 and all_cols[i] < n_cols:
+            qdense[all_cols[i]] = 0.0
     return rows, scores
 
 
@@ -293,19 +307,12 @@ class ImpactScorer:
                    candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, exact scores) of the rows the approximate pass keeps, unsorted; positive query weights choose the
         candidates, every weight counts in their scores."""
-        all_cols = np.asarray(cols, dtype=np.int64)
-        all_w = np.asarray(weights, dtype=np.float64)
-        inside = (all_cols >= 0) & (all_cols < self.rows.shape[1])
-        all_cols, all_w = all_cols[inside], all_w[inside]
-        keep = all_w > 0
-        if not keep.any() or not self.rows.shape[0]:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
         fraction = self.params.posting_fraction if posting_fraction is None else posting_fraction
         wanted = self.params.candidates if candidates is None else candidates
         p, r = self.postings, self.rows
         return _search(p.indices, p.weights, p.starts, p.samples, p.sample_ptr, r.indptr, r.indices, r.data,
-                       all_cols[keep], all_w[keep].astype(np.float32), all_cols, all_w, float(fraction), int(wanted),
-                       p.block_rows, *self._buffers())
+                       np.asarray(cols, dtype=np.int64), np.asarray(weights, dtype=np.float64), float(fraction),
+                       int(wanted), p.block_rows, *self._buffers())
 
     def top_k(self, cols: np.ndarray, weights: np.ndarray, k: int, *, posting_fraction: float | None = None,
               candidates: int | None = None) -> list[int]:

@@ -96,6 +96,7 @@ class ImpactFile:
         self.root = root
         self._params = params
         self._loaded: tuple[str, object] | None = None  # (folder name, its ImpactScorer)
+        self._ready: tuple | None = None  # (manifest, passages, approximate_above, scorer) of the last usable state
         self._unreadable: dict[str, str] = {}  # folder name -> why it could not be loaded
         self._noticed: set[tuple] = set()  # notices already logged
 
@@ -121,6 +122,9 @@ class ImpactFile:
     def scorer(self, manifest: Manifest, view: LiveView, approximate_above: int | None):
         """The `impact.ImpactScorer` of `view` (the live rows of `manifest`), its postings mapped from the folder the
         manifest names; None, the reason logged once, when there is none usable."""
+        ready = self._ready
+        if ready is not None and ready[0] is manifest and ready[1:3] == (len(view.passages), approximate_above):
+            return ready[3]  # the same committed state as the last search: no status to work out again
         status = self.status(manifest, len(view.passages), approximate_above)
         if status.state is not AnnState.READY:
             self.notice_once(status)
@@ -128,6 +132,7 @@ class ImpactFile:
         ref = manifest.ann
         loaded = self._loaded
         if loaded is not None and loaded[0] == ref.name:
+            self._ready = (manifest, len(view.passages), approximate_above, loaded[1])
             return loaded[1]
         from retrieval.backends.impact import ImpactScorer
 
@@ -139,6 +144,7 @@ class ImpactFile:
             self.notice_once(self.status(manifest, len(view.passages), approximate_above))
             return None
         self._loaded = (ref.name, scorer)
+        self._ready = (manifest, len(view.passages), approximate_above, scorer)
         return scorer
 
     def notice_once(self, status: AnnStatus) -> None:
