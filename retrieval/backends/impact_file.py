@@ -13,8 +13,10 @@ numba is imported only when an approximate index is built or searched (`import n
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +31,10 @@ from retrieval.errors import RetrievalError
 log = logging.getLogger(__name__)
 
 _builds_started = 0
+# Linux 5.14+: map every page of a file at once. Pages a search touches first otherwise cost a page fault each: a
+# fresh mapping's first 200 searches at 1M passages took 5.4 ms CPU p50, 3.4 ms with the pages mapped at load.
+_PREFAULT = ((getattr(mmap, "MADV_POPULATE_READ", 22),) if sys.platform == "linux" else ()) + tuple(
+    getattr(mmap, name) for name in ("MADV_WILLNEED",) if hasattr(mmap, name))
 
 
 def builds_started() -> int:
@@ -81,11 +87,24 @@ def load_postings(folder: Path, view: LiveView, block_rows: int):
     from retrieval.backends.impact import ARRAYS, ImpactPostings
 
     arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+    for array in arrays.values():
+        _prefault(array)
     n_rows, n_cols = view.matrix.shape
     if arrays["indices"].shape != (view.matrix.nnz,) or arrays["starts"].shape[0] != n_cols:
         raise ValueError(f"{arrays['indices'].size} postings of {arrays['starts'].shape[0]} tokens, the rows have "
                          f"{view.matrix.nnz} of {n_cols}")
     return ImpactPostings(**arrays, block_rows=block_rows, n_rows=n_rows)
+
+
+def _prefault(array: np.memmap) -> None:
+    """Ask the kernel to map (else at least to read ahead) the whole file now, so that searches do not fault it in."""
+    mapping = getattr(array, "_mmap", None)  # numpy.memmap's own mmap object
+    for advice in _PREFAULT if mapping is not None else ():
+        try:
+            mapping.madvise(advice)
+            return
+        except (OSError, ValueError):  # an older kernel: try the next advice
+            continue
 
 
 class ImpactFile:
