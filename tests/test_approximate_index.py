@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -286,33 +285,6 @@ def test_a_reader_keeps_its_state_while_a_writer_replaces_the_files(tmp_path):
     fresh = _reader(root, GENEROUS)
     assert _results(fresh, queries) == _exact(fresh, queries) and fresh.count() == 330
     assert fresh.approximate._loaded is not None
-
-
-def test_threads_sharing_one_index_write_in_turn(tmp_path):
-    """Without the per-object write lock two threads read the same next_seq and one segment overwrites the other."""
-    root = tmp_path / "t"
-    index = EmbeddedIndex.create(root, META)
-    passages, vectors = _corpus(240)
-    errors = []
-
-    def write(part: int) -> None:
-        try:
-            for start in range(part * 10, 240, 40):
-                index.add(passages[start : start + 10], vectors[start : start + 10])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(p,)) for p in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    manifest = read_manifest(root)
-    assert [s.seq for s in manifest.segments] == list(range(1, 25)) and manifest.next_seq == 25
-    assert index.count() == 240
-    index.close()
-    assert EmbeddedIndex.open(root).content_hashes() == {p.id: p.content_hash for p in passages}
 
 
 def test_a_second_writer_cannot_start_while_the_first_builds(tmp_path):

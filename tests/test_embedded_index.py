@@ -4,11 +4,13 @@ index: test_approximate_index.py)."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from retrieval.backends import EmbeddedIndex, SearchFilters
+from retrieval.backends.manifest import read_manifest
 from retrieval.errors import IndexNotFoundError, VocabularyMismatchError
 from retrieval.hybrid import fuse, min_max
 from retrieval.hits import Hit
@@ -180,3 +182,30 @@ def test_hybrid_shows_each_document_by_its_best_fused_passage():
     hits = Searcher(encoder, TwoRankings()).rank("q", "hybrid", 10, query_tokens={"q": 1.0})
     assert [(h.id, h.doc_id) for h in hits] == [("d1#1", "d1"), ("d2#0", "d2")]
     assert hits[0].score == pytest.approx(0.875)
+
+
+def test_threads_sharing_one_index_write_in_turn(tmp_path):
+    """Without the per-object write lock two threads read the same next_seq and one segment overwrites the other."""
+    root = tmp_path / "t"
+    index = EmbeddedIndex.create(root, META)
+    passages, vectors = _random_corpus(np.random.default_rng(3), n=240)
+    errors = []
+
+    def write(part: int) -> None:
+        try:
+            for start in range(part * 10, 240, 40):
+                index.add(passages[start : start + 10], vectors[start : start + 10])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    manifest = read_manifest(root)
+    assert [s.seq for s in manifest.segments] == list(range(1, 25)) and manifest.next_seq == 25
+    assert index.count() == 240
+    index.close()
+    assert EmbeddedIndex.open(root).content_hashes() == {p.id: p.content_hash for p in passages}
