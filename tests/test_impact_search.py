@@ -141,28 +141,47 @@ def test_threads_searching_at_once_get_the_sequential_results(small_blocks):
 
 
 def test_the_candidate_cut_keeps_the_best_partial_sums_ties_included():
-    """`_best_rows` (a histogram of the partial sums' bits, then a partition of the top buckets) picks what a partition
-    of every partial sum picks: values > the n-th largest, then the first rows tied with it."""
+    """`_best_rows` after `_compact` keeps what one selection over every partial sum keeps: values above the n-th
+    largest, then the first rows tied with it (in the order collected)."""
     rng = np.random.default_rng(7)
-    for n_out, wanted in ((5000, 100), (5000, 4999), (300, 1000), (20_000, 1)):
-        partial = np.round(rng.gamma(2.0, 1.0, n_out), 2).astype(np.float32) + 0.01  # many ties
+    for n_out, wanted in ((5000, 100), (5000, 4999), (300, 1000), (20_000, 1), (20_000, 700)):
+        partial = np.round(rng.gamma(2.0, 1.0, n_out), 1).astype(np.float32) + np.float32(0.1)  # many ties
         rows = rng.permutation(10 * n_out)[:n_out].astype(np.int64)
-        hist = np.zeros(1 << (31 - impact.HIST_SHIFT), dtype=np.int64)
-        np.add.at(hist, partial.view(np.int32) >> impact.HIST_SHIFT, 1)
-        got = impact._best_rows(rows, partial, n_out, wanted, hist)
+        rows_out, partial_out = rows.copy(), partial.copy()
+        kept = n_out
+        if n_out > wanted:  # what the kernel does between blocks: drop what is below the n-th best so far
+            floor = np.partition(partial, n_out - wanted)[n_out - wanted]
+            kept = impact._compact(rows_out, partial_out, n_out, floor)
+            assert kept >= wanted and (partial_out[:kept] >= floor).all()
+        got = impact._best_rows(rows_out, partial_out, kept, wanted).tolist()
         if n_out <= wanted:
-            assert got.tolist() == rows.tolist()
+            assert got == rows.tolist()
             continue
         cut = np.sort(partial)[::-1][wanted - 1]
         above = rows[partial > cut]
         ties = rows[partial == cut][: wanted - above.size]
-        assert got.tolist() == above.tolist() + ties.tolist()
+        assert got == above.tolist() + ties.tolist()
+
+
+def test_candidates_are_the_rows_with_the_best_partial_sums_across_blocks(small_blocks):
+    """The kernel's candidates (a floor raised between blocks, rows recorded when their sums cross it) are the rows
+    with the best partial sums over the postings it scores: at posting_fraction 1.0, the best exact scores."""
+    m = _matrix()
+    scorer = ImpactScorer(m)
+    rng = np.random.default_rng(5)
+    for wanted in (1, 7, 60, 400):
+        cols, w = rng.choice(m.shape[1], 12, replace=False), rng.random(12) + 0.1
+        rows, scores = scorer.candidates(cols, w, posting_fraction=1.0, candidates=wanted)
+        exact = np.asarray(m[:, cols] @ w).ravel()
+        best = np.sort(exact[exact > 0])[::-1][: wanted]
+        assert len(rows) == min(wanted, int((exact > 0).sum())) == len(set(rows.tolist()))
+        np.testing.assert_allclose(np.sort(scores)[::-1], best, rtol=1e-5)
 
 
 def test_a_block_whose_rows_are_all_touched_stays_inside_its_buffers(tmp_path):
-    """Every row of a block touched, then touched again: the kernel writes a slot of `touched` before it knows whether
-    it keeps it, so a buffer of exactly a block's rows was overrun by one (heap corruption on small indexes).
-    Run with numba's bounds checks, in a fresh cache, so that an overrun raises instead of corrupting memory."""
+    """Every row of a block touched, then touched again, where an earlier kernel overran a buffer by one (heap
+    corruption on small indexes). Run with numba's bounds checks, in a fresh cache, so that an overrun raises instead
+    of corrupting memory."""
     import os
     import subprocess
     import sys
