@@ -216,7 +216,7 @@ def ingest_path(
         report.deleted_stale = backend.delete(stale) if stale else 0
         start = time.perf_counter()
         _encode_and_write(spool, backend, encoder, report, write_batch, progress, on_batch_written, on_progress)
-    backend.finish_writes(progress=progress)  # the embedded index may build its Seismic index here
+    backend.finish_writes(progress=progress)  # the embedded index may build its approximate index here
     report.encode_seconds = time.perf_counter() - start  # includes the backend's final flush
     report.rejected = backend.rejected_writes()
     report.written -= len(report.rejected)

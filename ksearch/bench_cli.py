@@ -143,9 +143,11 @@ def bench_ingest_memory(
 def bench_scale(
     model: ModelOption = None,
     sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes, comma-separated (e.g. 10000,100000,1000000).")] = "10000,100000",
-    approximate: Annotated[bool, typer.Option(help="Also build a Seismic index and measure recall@10 vs exact.")] = True,
-    through_index: Annotated[bool, typer.Option(help="Also ingest each corpus into an embedded index (Seismic built at "
-                                                     "the end, as an ingest does; deleted afterwards) and search it.")] = True,
+    approximate: Annotated[bool, typer.Option(help="Also measure the approximate method (impact-ordered postings) "
+                                                   "and its recall@10 vs exact.")] = True,
+    through_index: Annotated[bool, typer.Option(help="With --approximate, also ingest each corpus into an embedded "
+                                                     "index (its approximate index built at the end, as an ingest "
+                                                     "does; deleted afterwards) and search it.")] = True,
     max_queries: Annotated[int, typer.Option(min=1)] = 200,
     corpus: CorpusOption = Path("sample_data/corpus.jsonl"),
     queries: QueriesOption = Path("sample_data/queries.jsonl"),

@@ -1,4 +1,4 @@
-"""`ksearch index ...`: look after an embedded index's derived structures (its Seismic index) outside an ingest."""
+"""`ksearch index ...`: look after an embedded index's derived structures (its approximate index) outside an ingest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from ksearch.cli_common import console, fail
 
-index_app = typer.Typer(name="index", help="Inspect an embedded index and build its Seismic (approximate) index.",
+index_app = typer.Typer(name="index", help="Inspect an embedded index and build its approximate index (impact-ordered postings).",
                         no_args_is_help=True)
 
 IndexNameOption = Annotated[Optional[str], typer.Option("--index", "-i", help="Index name (default: $KSEARCH_INDEX, 'sample').")]
@@ -33,7 +33,7 @@ def _open(index: str | None):  # -> EmbeddedIndex (the default backend of open_i
 
 @index_app.command("status")
 def status(index: IndexNameOption = None) -> None:
-    """Passages, writes, BM25 and whether sparse search uses a Seismic index (and if not, why)."""
+    """Passages, writes, BM25 and whether sparse search uses the approximate index (and if not, why)."""
     store = _open(index)
     m = store.manifest
     bm25 = "current" if m.bm25 is not None and m.bm25.seq == m.last_seq else "out of date (rebuilt by the next ingest)"
@@ -45,10 +45,11 @@ def status(index: IndexNameOption = None) -> None:
 @index_app.command("build-ann")
 def build_ann(
     index: IndexNameOption = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the Seismic index is current.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the approximate index is current.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Build the Seismic index searches use above KSEARCH_APPROXIMATE_ABOVE passages (ingests build it too).
+    """Build the approximate index (impact-ordered postings) searches use above KSEARCH_APPROXIMATE_ABOVE passages
+    (ingests build it too).
 
     For indexes written before ingests built it, or to have it ready before turning approximate search on.
     Searches go on meanwhile: they answer exactly until the new index is committed."""
@@ -63,9 +64,9 @@ def build_ann(
     finally:
         store.close()
     if before is not None and ref.name == before.name:
-        console.print(f"the Seismic index of {store.root.name!r} is current ({ref.name}); --force rebuilds it",
+        console.print(f"the approximate index of {store.root.name!r} is current ({ref.name}); --force rebuilds it",
                       highlight=False, markup=False)
     else:
-        console.print(f"built the Seismic index of {store.root.name!r}: {ref.passages:,} passages in "
+        console.print(f"built the approximate index of {store.root.name!r}: {ref.passages:,} passages in "
                       f"{ref.build_seconds:.1f} s ({ref.name})", highlight=False, markup=False)
     console.print(f"sparse search: {store.approximate_status().describe()}", highlight=False, markup=False)

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     document_pruning: str | None = None  # e.g. "max_ratio:0.05"; None -> the model folder's default
     query_pruning: str | None = None
     batch_size: int = 32
-    approximate_above: int | None = None  # embedded: Seismic candidates from this many passages (needs pyseismic-lsr)
+    approximate_above: int | None = None  # embedded: approximate (impact-ordered) candidates from this many passages
     precision: str | None = None  # fp32 | bf16 | int8; None -> ONNX fp32 (model.onnx), else the folder's measured CPU default
     encoder_backend: str | None = None  # auto | onnx | torch; None (auto) -> the folder's model.onnx when usable
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,12 +13,6 @@ from ksearch.cli import app
 pytestmark = pytest.mark.slow  # every bench command once, end to end
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
-SEISMIC = importlib.util.find_spec("seismic") is not None  # pyseismic-lsr: the dev extra, so always in CI
-
-
-def test_ci_has_seismic_for_the_approximate_benchmarks():
-    if os.environ.get("CI", "").lower() == "true":
-        assert SEISMIC, "pyseismic-lsr (in the dev extra) is not installed: `bench scale` would leave out its approximate part"
 
 
 @pytest.fixture
@@ -72,19 +64,17 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     assert [s["passages"] for s in scale["sizes"]] == [300, 600]
     for size in scale["sizes"]:
         assert {"exact_index_ms", "exact_full_matrix_ms", "csr_mb", "mean_nonzero"} <= set(size)
-        assert ("approximate" in size) is SEISMIC  # approximate (Seismic) figures exactly when pyseismic-lsr is there
-        impact = size["impact"]  # impact-ordered postings need no optional package: always measured
+        impact = size["impact"]  # the approximate method, as a kernel on the matrix
         assert 0.0 <= impact["recall_at_10"] <= 1.0 and impact["postings_mb"] > 0
         assert impact["operating_points"][0]["posting_fraction"] == impact["params"]["posting_fraction"]
         assert "cpu_p50" in impact["latency_ms"]
-        if SEISMIC:
-            assert 0.0 <= size["approximate"]["recall_at_10"] <= 1.0
-            # through a real embedded index: Seismic is built once, by the ingest; the searches build and change nothing
-            through = size["index"]
-            assert through["seismic_builds_at_ingest"] == 1 and through["seismic_build_seconds_at_ingest"] > 0
-            assert through["seismic_builds_during_searches"] == 0 and through["index_files_changed_by_searches"] == 0
-            assert through["searches_used_seismic"] and through["notice"] is None
-            assert 0.0 <= through["recall_at_10"] <= 1.0
+        # through a real embedded index: built once, by the ingest; the searches use it and build and change nothing
+        through = size["index"]
+        assert through["builds_at_ingest"] == 1 and through["build_seconds_at_ingest"] > 0
+        assert through["builds_during_searches"] == 0 and through["index_files_changed_by_searches"] == 0
+        assert through["searches_used_approximate"] and through["notice"] is None
+        assert 0.0 <= through["recall_at_10"] <= 1.0 and through["latency_ms"]["n"] == scale["queries"]
+        assert {"kernel_ms", "exact_latency_ms", "documents_latency_ms"} <= set(through)
     assert "growth_vs_previous" in scale["sizes"][1]
 
     from ksearch.benchmarks.report import write_report
@@ -93,7 +83,7 @@ def test_query_ingest_scale_benches_write_their_results(tiny_inputs, tmp_path):
     text = doc.read_text(encoding="utf-8")
     assert "Hardware:" in text and "## Query latency" in text and "## Scale" in text
     assert "## Targets" in text and "embedded sparse total p50" in text
-    assert ("## Scale through the embedded index (300, 600 passages)" in text) is SEISMIC
+    assert "## Scale through the embedded index (300, 600 passages)" in text and "kernel CPU p50" in text
 
 
 def test_adapt_bench_times_every_phase_and_keeps_no_model(tiny_inputs, tmp_path):

@@ -1,14 +1,16 @@
-"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard (its Seismic
-index: test_seismic_build.py)."""
+"""The embedded index: exact scores, replacement, tombstones, crash leftovers, the vocabulary guard (its approximate
+index: test_approximate_index.py)."""
 
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from retrieval.backends import EmbeddedIndex, SearchFilters
+from retrieval.backends.manifest import read_manifest
 from retrieval.errors import IndexNotFoundError, VocabularyMismatchError
 from retrieval.hybrid import fuse, min_max
 from retrieval.hits import Hit
@@ -196,3 +198,30 @@ def test_a_morpheme_read_from_disk_is_one_object_however_many_rows_have_it(tmp_p
     assert {h.id for h in reopened.search_bm25("보증금", per_document=False)} == {"a#0", "a#1", "b#0"}
     assert reopened.search_bm25("청구")[0].id == "a#1"
     reopened.close()
+
+
+def test_threads_sharing_one_index_write_in_turn(tmp_path):
+    """Without the per-object write lock two threads read the same next_seq and one segment overwrites the other."""
+    root = tmp_path / "t"
+    index = EmbeddedIndex.create(root, META)
+    passages, vectors = _random_corpus(np.random.default_rng(3), n=240)
+    errors = []
+
+    def write(part: int) -> None:
+        try:
+            for start in range(part * 10, 240, 40):
+                index.add(passages[start : start + 10], vectors[start : start + 10])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    manifest = read_manifest(root)
+    assert [s.seq for s in manifest.segments] == list(range(1, 25)) and manifest.next_seq == 25
+    assert index.count() == 240
+    index.close()
+    assert EmbeddedIndex.open(root).content_hashes() == {p.id: p.content_hash for p in passages}

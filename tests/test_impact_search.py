@@ -33,7 +33,7 @@ def small_blocks(monkeypatch):
 def test_scoring_every_posting_gives_the_exact_top_k_across_blocks(small_blocks):
     m = _matrix()
     scorer = ImpactScorer(m)
-    assert scorer._starts.shape[1] - 1 == -(-m.shape[0] // 256)  # really several blocks
+    assert scorer.postings.starts.shape[1] - 1 == -(-m.shape[0] // 256)  # really several blocks
     rng = np.random.default_rng(0)
     for _ in range(40):
         cols = rng.choice(m.shape[1], 8, replace=False)
@@ -48,6 +48,41 @@ def test_candidates_carry_exact_scores_and_respect_the_limit(small_blocks):
     rows, scores = scorer.candidates(cols, w, posting_fraction=0.2, candidates=25)
     assert 0 < len(rows) <= 25 and len(set(rows.tolist())) == len(rows)
     np.testing.assert_allclose(scores, np.asarray(m[rows][:, cols] @ w).ravel(), rtol=1e-5)
+
+
+def test_candidate_scores_are_the_exact_kernels_scores_of_the_whole_query(small_blocks):
+    """What the index re-scores: every query weight counts (a negative one too), as in the exact search's kernel."""
+    from retrieval.backends.postings import posting_scores
+
+    m = _matrix()
+    scorer = ImpactScorer(m)
+    cols, w = np.array([3, 17, 42, 99, 150]), np.array([1.0, 0.5, 0.8, -0.2, 1.5])
+    rows, scores = scorer.candidates(cols, w, posting_fraction=0.5, candidates=40)
+    assert 0 < len(rows) <= 40
+    np.testing.assert_allclose(scores, posting_scores(m.tocsc(), cols, w)[rows], rtol=1e-12)
+
+
+def test_postings_built_into_given_arrays_search_the_same(small_blocks, tmp_path):
+    """The index builds into memory-mapped files and searches them read-only: the same answers as in memory."""
+    m = _matrix()
+    files = {}
+
+    def allocate(name, shape, dtype):
+        files[name] = np.lib.format.open_memmap(tmp_path / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        return files[name]
+
+    built = impact.build_postings(m.tocsc(), allocate=allocate)
+    for array in files.values():
+        array.flush()
+    mapped = impact.ImpactPostings(**{n: np.load(tmp_path / f"{n}.npy", mmap_mode="r") for n in impact.ARRAYS},
+                                   block_rows=built.block_rows, n_rows=built.n_rows)
+    in_memory, on_disk = ImpactScorer(m), ImpactScorer(m, postings=mapped)
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        cols, w = rng.choice(m.shape[1], 8, replace=False), rng.random(8) + 0.1
+        assert on_disk.top_k(cols, w, 10) == in_memory.top_k(cols, w, 10)
+    with pytest.raises(ValueError, match="do not fit"):
+        ImpactScorer(m[:100], postings=mapped)
 
 
 def test_a_smaller_posting_fraction_keeps_the_heaviest_impacts(small_blocks):
@@ -103,3 +138,59 @@ def test_threads_searching_at_once_get_the_sequential_results(small_blocks):
     for t in threads:
         t.join()
     assert all(got[t] == expected for t in range(4))
+
+
+def test_the_candidate_cut_keeps_the_best_partial_sums_ties_included():
+    """`_best_rows` after `_compact` keeps what one selection over every partial sum keeps: values above the n-th
+    largest, then the first rows tied with it (in the order collected)."""
+    rng = np.random.default_rng(7)
+    for n_out, wanted in ((5000, 100), (5000, 4999), (300, 1000), (20_000, 1), (20_000, 700)):
+        partial = np.round(rng.gamma(2.0, 1.0, n_out), 1).astype(np.float32) + np.float32(0.1)  # many ties
+        rows = rng.permutation(10 * n_out)[:n_out].astype(np.int64)
+        rows_out, partial_out = rows.copy(), partial.copy()
+        kept = n_out
+        if n_out > wanted:  # what the kernel does between blocks: drop what is below the n-th best so far
+            floor = np.partition(partial, n_out - wanted)[n_out - wanted]
+            kept = impact._compact(rows_out, partial_out, n_out, floor)
+            assert kept >= wanted and (partial_out[:kept] >= floor).all()
+        got = impact._best_rows(rows_out, partial_out, kept, wanted).tolist()
+        if n_out <= wanted:
+            assert got == rows.tolist()
+            continue
+        cut = np.sort(partial)[::-1][wanted - 1]
+        above = rows[partial > cut]
+        ties = rows[partial == cut][: wanted - above.size]
+        assert got == above.tolist() + ties.tolist()
+
+
+def test_candidates_are_the_rows_with_the_best_partial_sums_across_blocks(small_blocks):
+    """The kernel's candidates (a floor raised between blocks, rows recorded when their sums cross it) are the rows
+    with the best partial sums over the postings it scores: at posting_fraction 1.0, the best exact scores."""
+    m = _matrix()
+    scorer = ImpactScorer(m)
+    rng = np.random.default_rng(5)
+    for wanted in (1, 7, 60, 400):
+        cols, w = rng.choice(m.shape[1], 12, replace=False), rng.random(12) + 0.1
+        rows, scores = scorer.candidates(cols, w, posting_fraction=1.0, candidates=wanted)
+        exact = np.asarray(m[:, cols] @ w).ravel()
+        best = np.sort(exact[exact > 0])[::-1][: wanted]
+        assert len(rows) == min(wanted, int((exact > 0).sum())) == len(set(rows.tolist()))
+        np.testing.assert_allclose(np.sort(scores)[::-1], best, rtol=1e-5)
+
+
+def test_a_block_whose_rows_are_all_touched_stays_inside_its_buffers(tmp_path):
+    """Every row of a block touched, then touched again, where an earlier kernel overran a buffer by one (heap
+    corruption on small indexes). Run with numba's bounds checks, in a fresh cache, so that an overrun raises instead
+    of corrupting memory."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from scipy import sparse; from retrieval.backends.impact import ImpactScorer\n"
+            "m = sparse.csr_matrix(np.ones((30, 4), dtype=np.float32))\n"
+            "print(ImpactScorer(m).top_k(np.arange(4), np.ones(4), 5, posting_fraction=1.0, candidates=30))")
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[0, 1, 2, 3, 4]"

@@ -51,17 +51,3 @@ def test_one_dominant_document_still_yields_k_documents():
     scores = np.concatenate([np.full(100, 9.0), np.arange(1, 6, dtype=np.float64)])
     doc_codes = np.concatenate([np.zeros(100, int), np.arange(1, 6)])
     assert top_k_rows(scores, scores > 0, 4, doc_codes) == [0, 104, 103, 102]
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_row_dot_equals_the_matrix_product_of_the_rows(seed):
-    """The re-scoring of Seismic's candidates: repeated rows, empty rows and no rows included."""
-    from retrieval.backends.approximate_search import row_dot
-
-    rng = np.random.default_rng(seed)
-    m = sparse.random(300, 60, density=0.05, format="csr", random_state=seed, dtype=np.float32)
-    q = rng.random(60)
-    empty = np.flatnonzero(np.diff(m.indptr) == 0)
-    rows = np.concatenate([rng.choice(300, size=25), empty[:3], [7, 7]]).astype(np.int64)
-    assert row_dot(m, rows, q) == pytest.approx(np.asarray(m[rows] @ q), rel=1e-6)
-    assert row_dot(m, np.zeros(0, dtype=np.int64), q).shape == (0,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-QUERY_TARGET_MS, EXACT_100K_TARGET_MS, APPROX_1M_TARGET_MS, RECALL_TARGET = 15.0, 5.0, 2.0, 0.98
+QUERY_TARGET_MS = 15.0
 
 
 EARLIER_OPENSEARCH_SCALE = "opensearch-scale-default-seismic.json"  # an earlier OpenSearch scale run, kept beside
@@ -31,18 +31,9 @@ def _targets_section(encode: dict | None, query: dict | None, ingest: dict | Non
     if query:
         p50 = query["backends"]["embedded"]["modes"]["sparse"]["single"]["total_ms"]["p50"]
         rows.append((f"embedded sparse total p50 <= {QUERY_TARGET_MS:.0f} ms", p50 <= QUERY_TARGET_MS, f"{p50:.2f} ms"))
-    sizes = {r["passages"]: r for r in (scale or {}).get("sizes", [])}
-    if 100_000 in sizes:
-        p50 = sizes[100_000]["exact_index_ms"]["p50"]
-        rows.append((f"exact embedded p50 <= {EXACT_100K_TARGET_MS:.0f} ms at 100k", p50 <= EXACT_100K_TARGET_MS, f"{p50:.2f} ms"))
-    if 1_000_000 in sizes and sizes[1_000_000].get("approximate"):
-        a = sizes[1_000_000]["approximate"]
-        ok = a["latency_ms"]["p50"] <= APPROX_1M_TARGET_MS and a["recall_at_10"] >= RECALL_TARGET
-        rows.append((f"1M: p50 <= {APPROX_1M_TARGET_MS:.0f} ms at recall@10 >= {RECALL_TARGET}", ok,
-                     f"Seismic {a['latency_ms']['p50']:.2f} ms at recall@10 {a['recall_at_10']:.3f}; exact "
-                     f"{sizes[1_000_000]['exact_index_ms']['p50']:.2f} ms"))
-    if 1_000_000 in sizes and sizes[1_000_000].get("impact"):
-        rows.append(_impact_target(sizes[1_000_000]["impact"]))
+    from ksearch.benchmarks.report_scale import scale_target_rows
+
+    rows += scale_target_rows(scale)
     for backend, r in (ingest or {}).get("backends", {}).items():
         rows.append((f"ingest into {backend} >= 85% of pure encoding", r["meets_target"], f"{r['ratio_to_pure_encoding']:.2f}"))
     if os_scale:
@@ -118,124 +109,6 @@ def _ingest_section(i: dict) -> list[str]:
     return lines
 
 
-def _scale_section(s: dict) -> list[str]:
-    real = s["real_index"]
-    lines = [f"## Scale (synthetic corpora, {s['queries']} real queries, ~{s['mean_query_tokens']:.0f} tokens each)", "",
-             f"Vectors sampled from the {real['passages']} real passage vectors of the sample index ({real['features']} "
-             f"features, {real['mean_nonzero']:.0f} non-zero weights per passage): passage lengths from their distribution, "
-             "tokens by document frequency, each token's weight from that token's real weights. Approximate mode: "
-             f"{s['approximate']}.", "",
-             "| passages | CSR MiB | CSC (postings) MiB | exact (index) p50 | p99 | exact (full matrix, before) p50 | "
-             "approx p50 | approx p99 | recall@10 | approx build s | approx build MiB |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in s["sizes"]:
-        a = r.get("approximate")
-        approx = (f"{a['latency_ms']['p50']:.2f} | {a['latency_ms']['p99']:.2f} | {a['recall_at_10']:.3f} | "
-                  f"{a['build_seconds']:.0f} | {a['build_extra_mb']:.0f}" if a else "- | - | - | - | -")
-        lines.append(f"| {r['passages']:,} | {r['csr_mb']:.0f} | {r['csc_mb']:.0f} | {r['exact_index_ms']['p50']:.2f} | "
-                     f"{r['exact_index_ms']['p99']:.2f} | {r['exact_full_matrix_ms']['p50']:.2f} | {approx} |")
-    lines += ["", "Milliseconds per query, one query at a time (search only, query vectors encoded beforehand). The "
-              "embedded index holds both the CSR rows (stored vectors) and the CSC postings (scoring); Seismic's "
-              "memory is the process's peak growth while building its index. "
-              "The synthetic tokens are drawn independently of each other, so no passage stands out the way a "
-              "relevant one does in a real corpus: the top 10 are separated by small margins, which is the hard case "
-              "for an approximate method's recall. Exact (index) is what "
-              "`EmbeddedIndex` runs: it reads only the query tokens' posting lists and partitions out the top k. "
-              "The full-matrix kernel it replaced multiplies every row by a dense query and sorts every positive score."]
-    for r in s["sizes"]:
-        if r["passages"] == 100_000:
-            p50 = r["exact_index_ms"]["p50"]
-            lines.append(f"\nTarget exact <= {EXACT_100K_TARGET_MS:.0f} ms p50 at 100k: "
-                         f"**{'met' if p50 <= EXACT_100K_TARGET_MS else 'not met'}** ({p50:.2f} ms).")
-        if r["passages"] == 1_000_000 and r.get("approximate"):
-            a = r["approximate"]
-            ok = a["latency_ms"]["p50"] <= APPROX_1M_TARGET_MS and a["recall_at_10"] >= RECALL_TARGET
-            lines.append(f"\nTarget at 1M (<= 2 ms p50, recall@10 >= 0.98): **{'met' if ok else 'not met'}** "
-                         f"({a['latency_ms']['p50']:.2f} ms, recall@10 {a['recall_at_10']:.3f}).")
-    largest = next((r for r in reversed(s["sizes"]) if r.get("approximate", {}).get("operating_points")), None)
-    if largest:
-        lines += ["", f"Seismic search settings on the {largest['passages']:,}-passage index (build settings "
-                  f"{largest['approximate']['params']}):", "",
-                  "| query_cut | heap_factor | p50 ms | p99 ms | recall@10 |", "| ---: | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {p['query_cut']} | {p['heap_factor']} | {p['latency_ms']['p50']:.2f} | {p['latency_ms']['p99']:.2f} | "
-                  f"{p['recall_at_10']:.3f} |" for p in largest["approximate"]["operating_points"]]
-    lines += _impact_lines(s)
-    if not any(r["passages"] == 1_000_000 for r in s["sizes"]):
-        lines.append("\nThe 1M target was not measured in this run (`ksearch bench scale --sizes 10000,100000,1000000`).")
-    return lines
-
-
-def _impact_target(i: dict) -> tuple[str, bool, str]:
-    """The 1M target row for impact-ordered postings (bench scale's `impact` figures)."""
-    lat = i["latency_ms"]
-    ok = lat["p50"] <= APPROX_1M_TARGET_MS and i["recall_at_10"] >= RECALL_TARGET
-    return (f"1M: p50 <= {APPROX_1M_TARGET_MS:.0f} ms at recall@10 >= {RECALL_TARGET} (impact-ordered postings)", ok,
-            f"{lat['p50']:.2f} ms (CPU {lat.get('cpu_p50', 0):.2f} ms) at recall@10 {i['recall_at_10']:.3f}")
-
-
-def _impact_lines(s: dict) -> list[str]:
-    """Impact-ordered postings (retrieval/backends/impact.py) per size and its settings on the largest corpus."""
-    rows = [r for r in s["sizes"] if r.get("impact")]
-    if not rows:
-        return []
-    lines = ["", f"Impact-ordered postings on the same corpora and queries (settings {rows[0]['impact']['params']}): each "
-             "query scores only its tokens' heaviest impacts (query weight x passage weight), `posting_fraction` of their "
-             "postings, in row blocks whose partial sums stay in the CPU cache, then re-scores the `candidates` rows with "
-             "the best partial sums exactly. CPU ms is the searching thread's own time (wall ms also counts the time "
-             "other processes held the CPU). Measured here as a kernel on the matrix: `EmbeddedIndex` still takes its "
-             "approximate candidates from Seismic.", "",
-             "| passages | p50 | p99 | CPU p50 | CPU p99 | recall@10 | build s | build MiB | postings MiB |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        i, lat = r["impact"], r["impact"]["latency_ms"]
-        lines.append(f"| {r['passages']:,} | {lat['p50']:.2f} | {lat['p99']:.2f} | {lat.get('cpu_p50', 0):.2f} | "
-                     f"{lat.get('cpu_p99', 0):.2f} | {i['recall_at_10']:.3f} | {i['build_seconds']:.1f} | "
-                     f"{i['build_extra_mb']:.0f} | {i['postings_mb']:.0f} |")
-    largest = rows[-1]
-    lines += ["", f"Impact-ordered settings on the {largest['passages']:,}-passage corpus:", "",
-              "| posting_fraction | candidates | p50 ms | p99 ms | CPU p50 ms | recall@10 |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {p['posting_fraction']} | {p['candidates']} | {p['latency_ms']['p50']:.2f} | {p['latency_ms']['p99']:.2f} | "
-              f"{p['latency_ms'].get('cpu_p50', 0):.2f} | {p['recall_at_10']:.3f} |" for p in largest["impact"]["operating_points"]]
-    if largest["passages"] == 1_000_000:
-        name, ok, figure = _impact_target(largest["impact"])
-        lines.append(f"\nTarget at 1M (<= 2 ms p50, recall@10 >= 0.98) with impact-ordered postings: "
-                     f"**{'met' if ok else 'not met'}** ({figure}).")
-    return lines
-
-
-def _scale_index_section(s: dict, source: str) -> list[str]:
-    """The sizes that were also ingested into a real embedded index: where the Seismic build happened, and searches."""
-    rows = [r for r in s["sizes"] if r.get("index")]
-    sizes = ",".join(str(r["passages"]) for r in s["sizes"])
-    load = f" Load average at the end: {s['load_average_at_end']}." if "load_average_at_end" in s else ""
-    shown = ", ".join(f"{r['passages']:,}" for r in rows)
-    out = "" if source.endswith("scale.json`") else f" --out {source.strip('`')}"
-    lines = [f"## Scale through the embedded index ({shown} passages)", "",
-             f"From {source} (`ksearch bench scale --sizes {sizes}{out}`), vectors sampled from that run's sample index "
-             f"({s['real_index']['features']} features, {s['real_index']['mean_nonzero']:.0f} non-zero weights per "
-             f"passage).{load} Each synthetic corpus is also written into "
-             "an `EmbeddedIndex` as an ingest writes it (batches of 5,000 passages, then `finish_writes`, with "
-             "`approximate_above` at the corpus size so that its searches use Seismic), then searched through "
-             "`EmbeddedIndex.search` by a freshly opened reader (k=10, passages). The Seismic index is built at the end "
-             "of the ingest, in a child process; the searches are checked to start no build and to change no file of "
-             "the index folder (names and modification times before and after).", "",
-             "| passages | write s | finish_writes s | Seismic build s (in finish_writes) | builds during searches | "
-             "files changed by searches | first search ms | search p50 | p99 | bare Seismic p50 | recall@10 vs exact |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        i = r["index"]
-        lines.append(f"| {r['passages']:,} | {i['write_seconds']:.1f} | {i['finish_writes_seconds']:.1f} | "
-                     f"{i['seismic_build_seconds_at_ingest']:.1f} | {i['seismic_builds_during_searches']} | "
-                     f"{i['index_files_changed_by_searches']} | {i['first_search_ms']:.1f} | {i['latency_ms']['p50']:.2f} | "
-                     f"{i['latency_ms']['p99']:.2f} | {r['approximate']['latency_ms']['p50']:.2f} | {i['recall_at_10']:.3f} |")
-    lines += ["", "Milliseconds per query. Before, the first search after a write built the Seismic index itself (196 s "
-              "at 1M passages); now that time is in the ingest's `finish_writes`, and the first search only loads the "
-              "file. Search p50 includes what `EmbeddedIndex.search` adds to the bare Seismic call (timed on the same "
-              "corpus in the same run): mapping the query to columns, exact re-scoring of the candidates and building "
-              "the hits."]
-    return lines
-
-
 def _plots(results: Path, docs: Path, scale: dict | None, query: dict | None) -> list[str]:
     try:
         import matplotlib
@@ -250,8 +123,11 @@ def _plots(results: Path, docs: Path, scale: dict | None, query: dict | None) ->
         xs = [r["passages"] for r in scale["sizes"]]
         ax.plot(xs, [r["exact_index_ms"]["p50"] for r in scale["sizes"]], "o-", label="exact (EmbeddedIndex)")
         ax.plot(xs, [r["exact_full_matrix_ms"]["p50"] for r in scale["sizes"]], "o-", label="exact, full matrix (before)")
-        if all(r.get("approximate") for r in scale["sizes"]):
-            ax.plot(xs, [r["approximate"]["latency_ms"]["p50"] for r in scale["sizes"]], "o-", label="approximate (Seismic)")
+        if all(r.get("index") for r in scale["sizes"]):
+            ax.plot(xs, [r["index"]["latency_ms"]["p50"] for r in scale["sizes"]], "o-",
+                    label="approximate (EmbeddedIndex.search)")
+        elif all(r.get("impact") for r in scale["sizes"]):
+            ax.plot(xs, [r["impact"]["latency_ms"]["p50"] for r in scale["sizes"]], "o-", label="approximate (kernel)")
         ax.set(xscale="log", yscale="log", xlabel="passages", ylabel="p50 ms", title="Query latency vs corpus size")
         ax.legend()
         fig.tight_layout()
@@ -295,14 +171,12 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     for data in (encode, _load(results, "encode-seed-sized.json")):
         if data and "default_precision" in data:
             lines += _encode_section(data) + [""]
-    for data, section in ((query, _query_section), (ingest, _ingest_section), (scale, _scale_section)):
-        if data:
-            lines += section(data) + [""]
-    through = next(((d, src) for d, src in ((scale, "`bench/results/scale.json`"),
-                                            (_load(results, "scale-index.json"), "`bench/results/scale-index.json`"))
-                    if d and any(r.get("index") for r in d["sizes"])), None)
-    if through:
-        lines += _scale_index_section(*through) + [""]
+    from ksearch.benchmarks.report_scale import scale_index_section, scale_section
+
+    for data, section in ((query, _query_section), (ingest, _ingest_section), (scale, scale_section),
+                          (scale, scale_index_section)):
+        if data and (part := section(data)):
+            lines += part + [""]
     if os_scale:
         from ksearch.benchmarks.report_opensearch import opensearch_scale_section
 

@@ -1,7 +1,9 @@
-"""Scale: exact embedded query latency and memory on synthetic corpora of growing size, and an approximate mode with recall@10.
+"""Scale: exact embedded query latency and memory on synthetic corpora of growing size, and the approximate method
+(impact-ordered postings, `retrieval/backends/impact.py`) with recall@10 against exact.
 
 The kernels are timed on the matrices directly; with `through_index` each corpus is also ingested into a real
-`EmbeddedIndex` and searched through it (`scale_index.py`: where the Seismic build happens, and that searches do not)."""
+`EmbeddedIndex` and searched through it (`scale_index.py`: the index's own approximate path, where its build happens,
+and that searches build nothing)."""
 
 from __future__ import annotations
 
@@ -15,13 +17,12 @@ import numpy as np
 from ksearch.benchmarks.bench_data import ensure_index, load_queries
 from ksearch.benchmarks.encode import hardware_string
 from ksearch.benchmarks.exact_scoring import full_matrix_top_k, index_top_k, matrix_mb
-from ksearch.benchmarks.latency import percentiles
+from ksearch.benchmarks.latency import timed_calls
 from ksearch.benchmarks.measure import measure, rss_bytes
 from ksearch.benchmarks.scale_index import bench_through_index
 from ksearch.benchmarks.synthetic import real_distribution, synthetic_matrix
 from retrieval.backends import BackendConfig
-from retrieval.backends.approximate import OPERATING_POINTS, SeismicParams, SeismicScorer, seismic_available
-from retrieval.backends.impact import ImpactParams, ImpactScorer
+from retrieval.backends.impact import METHOD, ImpactParams, ImpactScorer
 from retrieval.query import prepare_query_tokens
 
 Query = tuple[np.ndarray, np.ndarray]  # (columns, weights)
@@ -38,20 +39,8 @@ def encode_queries(encoder, texts: list[str], feature_index: dict[str, int]) -> 
 
 
 def time_queries(fn: Callable[[np.ndarray, np.ndarray, int], list[int]], queries: Sequence[Query], k: int) -> tuple[dict, list[list[int]]]:
-    """Latency percentiles of fn over the queries (after 3 warm-ups) and each query's result rows.
-
-    Wall-clock milliseconds; `cpu_p50`/`cpu_p99` are the calling thread's CPU milliseconds, which leave out the
-    time other processes held the CPU (on a shared machine the two differ)."""
-    for cols, w in queries[:3]:
-        fn(cols, w, k)
-    times, cpu, results = [], [], []
-    for cols, w in queries:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        results.append(fn(cols, w, k))
-        cpu.append((time.thread_time() - c0) * 1000)
-        times.append((time.perf_counter() - t0) * 1000)
-    p50, p99 = np.percentile(cpu, [50, 99]) if cpu else (0.0, 0.0)
-    return {**percentiles(times), "cpu_p50": float(p50), "cpu_p99": float(p99)}, results
+    """Latency percentiles (wall and CPU ms, `latency.timed_calls`) of fn over the queries and each query's result rows."""
+    return timed_calls(lambda q: fn(q[0], q[1], k), queries)
 
 
 def recall_at_k(approx: list[list[int]], exact: list[list[int]], k: int) -> float:
@@ -71,15 +60,16 @@ def bench_impact(csr, queries: list[Query], exact: list[list[int]], k: int, para
                                   queries, k)
         points.append({"posting_fraction": fraction, "candidates": candidates, "latency_ms": ms,
                        "recall_at_10": recall_at_k(approx, exact, 10)})
-    return {"method": "impact-ordered postings", "params": params.to_json(), "build_seconds": m.seconds,
+    return {"method": METHOD, "params": params.to_json(), "build_seconds": m.seconds,
             "build_extra_mb": m.peak_extra_mb, "postings_mb": scorer.nbytes / 2**20,
             "latency_ms": points[0]["latency_ms"], "recall_at_10": points[0]["recall_at_10"], "operating_points": points}
 
 
-def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate: bool, params: SeismicParams,
-               baseline_queries: int, index_home: Path | None = None, features: Sequence[str] = (),
-               impact_params: ImpactParams | None = None) -> dict:
-    """Exact (index kernel and the full-matrix baseline) and approximate latency, memory and recall on one synthetic corpus."""
+def bench_size(dist: dict, size: int, queries: list[Query], k: int, baseline_queries: int,
+               impact_params: ImpactParams | None = None, index_home: Path | None = None,
+               features: Sequence[str] = ()) -> dict:
+    """Exact (index kernel and the full-matrix baseline) and approximate latency, memory and recall on one synthetic
+    corpus; through a real index under `index_home` when given."""
     gc.collect()
     base = rss_bytes()
     t0 = time.perf_counter()
@@ -92,22 +82,12 @@ def bench_size(dist: dict, size: int, queries: list[Query], k: int, approximate:
     exact_ms, exact = time_queries(lambda c, w, kk: index_top_k(csc, c, w, kk), queries, k)
     row["exact_index_ms"] = exact_ms  # EmbeddedIndex's kernel: postings of the query tokens + partitioned top-k
     row["exact_full_matrix_ms"] = full  # the kernel it replaced: CSR x dense query + full sort
-    if approximate:
-        scorer, m = measure(lambda: SeismicScorer(csr, params))
-        points = []
-        settings = dict.fromkeys([(params.query_cut, params.heap_factor), *OPERATING_POINTS])  # the params' own first
-        for cut, factor in settings:
-            ms, approx = time_queries(lambda c, w, kk: scorer.top_k(c, w, kk, query_cut=cut, heap_factor=factor), queries, k)
-            points.append({"query_cut": cut, "heap_factor": factor, "latency_ms": ms, "recall_at_10": recall_at_k(approx, exact, 10)})
-        row["approximate"] = {"method": "seismic", "params": params.to_json(), "build_seconds": m.seconds,
-                              "build_extra_mb": m.peak_extra_mb, "latency_ms": points[0]["latency_ms"],
-                              "recall_at_10": points[0]["recall_at_10"], "operating_points": points}
-        del scorer
+    del csc
     if impact_params is not None:
         row["impact"] = bench_impact(csr, queries, exact, k, impact_params)
-    del csc
-    if approximate and index_home is not None:
-        row["index"] = bench_through_index(csr, features, queries, k, index_home)
+        gc.collect()
+        if index_home is not None:
+            row["index"] = bench_through_index(csr, features, queries, k, index_home)
     del csr
     return row
 
@@ -126,16 +106,13 @@ def sample_inputs(encoder, corpus: Path, queries_path: Path, splits: Path | None
 def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | None, *, config: BackendConfig,
                     index_name: str = "bench-sample", sizes: Sequence[int] = (10_000, 100_000), k: int = 10,
                     max_queries: int = 200, baseline_queries: int = 50, approximate: bool = True,
-                    params: SeismicParams | None = None, through_index: bool = True) -> dict:
+                    through_index: bool = True) -> dict:
     """Sample the real index's vector statistics, then benchmark every size; see the module docstring."""
     view, dist, queries = sample_inputs(encoder, corpus, queries_path, splits, config=config, index_name=index_name,
                                         max_queries=max_queries)
-    why_not = seismic_available() if approximate else "not requested"
-    params = params or SeismicParams()
+    impact = ImpactParams() if approximate else None
     home = config.home if through_index else None
-    impact = ImpactParams() if approximate else None  # needs no optional package
-    rows = [bench_size(dist, n, queries, k, why_not is None, params, baseline_queries, home, view.features, impact)
-            for n in sizes]
+    rows = [bench_size(dist, n, queries, k, baseline_queries, impact, home, view.features) for n in sizes]
     for prev, cur in zip(rows, rows[1:]):
         factor = cur["passages"] / prev["passages"]
         cur["growth_vs_previous"] = {
@@ -147,5 +124,5 @@ def run_scale_bench(encoder, corpus: Path, queries_path: Path, splits: Path | No
             "real_index": {"passages": int(view.matrix.shape[0]), "features": int(view.matrix.shape[1]),
                            "mean_nonzero": float(view.matrix.nnz / max(1, view.matrix.shape[0]))},
             "queries": len(queries), "mean_query_tokens": float(np.mean([len(c) for c, _ in queries])) if queries else 0.0,
-            "k": k, "approximate": why_not or "seismic (pyseismic-lsr)",
-            "impact": "impact-ordered postings (retrieval/backends/impact.py)" if impact else "not requested", "sizes": rows}
+            "k": k, "approximate": f"{METHOD} (retrieval/backends/impact.py)" if impact else "not requested",
+            "sizes": rows}

@@ -48,7 +48,7 @@ def open_or_create_index(name: str, meta: IndexMeta, *, config: BackendConfig, b
                                                  seismic=seismic, shards=config.shards, replicas=config.replicas)
     if seismic is not None:
         raise ValueError("--ann is for the opensearch backend (sparse_vector + SEISMIC); the embedded index builds its "
-                         "Seismic index by itself above KSEARCH_APPROXIMATE_ABOVE passages")
+                         "approximate index by itself above KSEARCH_APPROXIMATE_ABOVE passages")
     if rebuild:
         raise ValueError("--rebuild is for the opensearch backend; for the embedded index, delete "
                          f"{config.home / name} or ingest into a new --index")

@@ -19,7 +19,7 @@ class BackendConfig:
     """Where the embedded indexes live, when they search approximately, and how to reach OpenSearch."""
 
     home: Path = DEFAULT_HOME  # embedded indexes are folders home/<name>; rejected OpenSearch writes go to home/dead-letters
-    approximate_above: int | None = None  # embedded: Seismic candidates from this many live passages (None: always exact)
+    approximate_above: int | None = None  # embedded: approximate candidates from this many live passages (None: always exact)
     opensearch: OpenSearchConnection = field(default_factory=OpenSearchConnection)
     bm25_analyzer: str = "auto"  # OpenSearch BM25 analysis of new indexes: auto (nori when the node has it) | nori | kiwi
     shards: int = 1  # OpenSearch: primary shards of a new index

@@ -1,7 +1,7 @@
 """`EmbeddedIndex`: the default backend, exact sparse dot products over posting lists built from CSR segments on disk.
 
 On disk (`KSEARCH_HOME/<name>/`): `manifest.json`, immutable `seg-NNNNNN/` segment folders (`segment.py`), one
-`bm25-NNNNNN/` folder and at most one Seismic file. A write adds a segment (replacements win over older versions of
+`bm25-NNNNNN/` folder and at most one `approx-impact-*/` folder (the approximate index). A write adds a segment (replacements win over older versions of
 an id; deletions are tombstones), then replaces the manifest: nothing stored is rewritten, and a killed writer never
 leaves an index that fails to open. `compact` merges the live rows into one segment.
 
@@ -11,12 +11,13 @@ searches too) work on one committed state, manifest and segments swapped as a wh
 A write does not keep its rows in memory: the next read loads the committed segments from disk, so an ingest's
 writer holds one batch at a time (until `finish_writes`, whose compaction and BM25 build read every live row).
 
-Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`) and `pyseismic-lsr` installed,
-indexes of at least that many live passages take candidates from a Seismic index, re-scored exactly. Building it is
-writer's work: at the end of an ingest (`finish_writes`) or by `build_approximate` (`ksearch index build-ann`), in a
-child process with a progress bar, under a new name that only the committed manifest points readers to. A search
-never builds it: with the file missing or older than the rows (an index from before ingests built it, or a search
-during an ingest), it answers exactly (the same results, slower), logs why once and reports it in `search_notice()`.
+Sparse search is exact. With `approximate_above` set (`KSEARCH_APPROXIMATE_ABOVE`), indexes of at least that many
+live passages take candidates from impact-ordered postings (`impact.py`), scored exactly against the live rows.
+Building them is writer's work: at the end of an ingest (`finish_writes`) or by `build_approximate` (`ksearch index
+build-ann`), with a progress bar, into files under a new folder name that only the committed manifest points readers
+to; readers memory-map those files. A search never builds them: with the folder missing or older than the rows (an
+index from before, or a search during an ingest), it answers exactly (the same results, slower), logs why once and
+reports it in `search_notice()`.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from retrieval.backends.approximate_search import approximate_top_k
 from retrieval.backends.approximate_state import AnnStatus, ref_is_current
 from retrieval.backends.atomic_files import TEMP_PREFIX
 from retrieval.backends.base import IndexStats, SearchBackend, SearchFilters
+from retrieval.backends.impact_file import ImpactFile, build_settings
 from retrieval.backends.live_view import LiveView, live_view
 from retrieval.backends.manifest import AnnRef, BM25Ref, Manifest, SegmentRef, read_manifest, write_manifest
 from retrieval.backends.postings import posting_scores
-from retrieval.backends.seismic_file import SeismicFile
 from retrieval.backends.segment import Segment, build_segment, read_segment, read_segment_hashes, write_segment
 from retrieval.backends.top_k import top_k_rows
 from retrieval.backends.vector_check import check_vectors
@@ -76,8 +77,8 @@ class EmbeddedIndex(SearchBackend):
         self.root = root
         self._lock_fd: int | None = None
         self._write_lock = threading.RLock()  # one write at a time among the threads sharing this object
-        self.approximate_above: int | None = None  # live passages from which `search` uses Seismic (None: never)
-        self.seismic = SeismicFile(root)
+        self.approximate_above: int | None = None  # live passages from which `search` approximates (None: never)
+        self.approximate = ImpactFile(root)  # the approximate index the manifest names
         self._bm25: BM25Index | None = None
         self._load(manifest)
 
@@ -185,10 +186,10 @@ class EmbeddedIndex(SearchBackend):
             return len(doomed)
 
     def finish_writes(self, *, progress: bool = False) -> None:
-        """Compact if there are many segments, then bring BM25 and the Seismic index up to date (see the module doc).
+        """Compact if there are many segments, then bring BM25 and the approximate index up to date (see the module doc).
 
         BM25 is rebuilt from the stored passages' morphemes at the end of an ingest run rather than per write:
-        bm25s has no incremental update, and IDF depends on the whole collection. The Seismic index is rebuilt
+        bm25s has no incremental update, and IDF depends on the whole collection. The approximate index is rebuilt
         when searches would use it (`approximate_above` set and reached); `progress` shows a bar while it builds.
         """
         with self._write_lock:
@@ -199,7 +200,7 @@ class EmbeddedIndex(SearchBackend):
                 self.compact()
             if not self._bm25_current(self.manifest):
                 self._write_bm25()
-            if self._approximate_wanted() and not ref_is_current(self.manifest, self.seismic.params):
+            if self._approximate_wanted() and not ref_is_current(self.manifest, build_settings()):
                 try:
                     self._write_ann(progress)
                 except RetrievalError as exc:
@@ -209,7 +210,7 @@ class EmbeddedIndex(SearchBackend):
     def _derived_work_due(self) -> bool:
         m = self.manifest
         return (len(m.segments) > COMPACT_AFTER_SEGMENTS or not self._bm25_current(m)
-                or (self._approximate_wanted() and not ref_is_current(m, self.seismic.params)))
+                or (self._approximate_wanted() and not ref_is_current(m, build_settings())))
 
     @staticmethod
     def _bm25_current(manifest: Manifest) -> bool:
@@ -230,40 +231,36 @@ class EmbeddedIndex(SearchBackend):
             shutil.rmtree(self.root / old.name, ignore_errors=True)
 
     def _approximate_wanted(self) -> bool:
-        """True when searches would use a Seismic index (when Seismic is missing: False, and a warning once)."""
-        if self.approximate_above is None or self.count() < self.approximate_above:
-            return False
-        if self.seismic.unavailable() is not None:
-            self.seismic.notice_once(self.approximate_status())
-            return False
-        return True
+        """True when searches would use an approximate index."""
+        return self.approximate_above is not None and self.count() >= self.approximate_above
 
     def build_approximate(self, *, force: bool = False, progress: bool = False) -> AnnRef:
-        """Build (with `force`, rebuild) the Seismic index of the live rows unless it is current; return its entry.
+        """Build (with `force`, rebuild) the approximate index of the live rows unless it is current; return its entry.
 
         For indexes written before ingests built it, or with approximate search off. `RetrievalError` without
-        pyseismic-lsr or passages, or while another process writes."""
+        passages, or while another process writes."""
         with self._write_lock:
             self._acquire_writer()
-            if force or not ref_is_current(self.manifest, self.seismic.params):
+            if force or not ref_is_current(self.manifest, build_settings()):
                 self._write_ann(progress)
             return self.manifest.ann
 
     def _write_ann(self, progress: bool) -> None:
-        """Build the Seismic file of the current rows, commit the manifest naming it, delete the one it replaces."""
+        """Build the approximate index of the current rows, commit the manifest naming it, delete the one it replaces."""
         snapshot, view = self._snapshot_view()
-        ref = self.seismic.build(snapshot.manifest, view, progress=progress)
+        ref = self.approximate.build(snapshot.manifest, view, progress=progress)
         manifest = snapshot.manifest.model_copy(deep=True)
         old, manifest.ann = manifest.ann, ref
         self._commit(manifest)
-        if old is not None and old.name != ref.name:  # a reader that has not loaded it yet answers exactly
-            (self.root / old.name).unlink(missing_ok=True)
+        if old is not None and old.name != ref.name:  # a reader that mapped it keeps its files; one that had not: exact
+            path = self.root / old.name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)  # Seismic: a file
 
     def compact(self) -> None:
         """Merge all live rows into one new segment and drop the old segments and tombstones.
 
-        The new segment keeps the live rows' order and feature numbering, so a current BM25 folder and Seismic
-        file stay valid."""
+        The new segment keeps the live rows' order and feature numbering, so a current BM25 folder and approximate
+        index stay valid."""
         with self._write_lock:
             self._acquire_writer()
             view = self._view()
@@ -278,7 +275,7 @@ class EmbeddedIndex(SearchBackend):
             manifest.next_seq = seq + 1
             if self._bm25_current(self.manifest):  # same live rows in the same order: the BM25 folder stays valid
                 manifest.bm25 = BM25Ref(name=manifest.bm25.name, seq=seq)
-            if ref_is_current(self.manifest, self.seismic.params):  # same rows and feature columns
+            if self.manifest.ann is not None and self.manifest.ann.seq == self.manifest.last_seq:  # same rows, columns
                 manifest.ann = manifest.ann.model_copy(update={"seq": seq})
             self._commit(manifest, (segment,))
             for name in old:
@@ -346,11 +343,11 @@ class EmbeddedIndex(SearchBackend):
                per_document: bool = True) -> list[Hit]:
         """Top-k passages (or documents) by sparse dot product; zero scores do not match.
 
-        Seismic's candidates re-scored exactly when the index's Seismic file is current (see the module doc),
-        else exact over every posting: a search never builds or writes anything."""
+        The approximate index's candidates scored exactly when it is current (see the module doc), else exact over
+        every posting: a search never builds or writes anything."""
         snapshot, view = self._snapshot_view()
         if self.approximate_above is not None and len(view.passages) >= self.approximate_above:
-            scorer = self.seismic.scorer(snapshot.manifest, view, self.approximate_above)
+            scorer = self.approximate.scorer(snapshot.manifest, view, self.approximate_above)
             found = approximate_top_k(view, scorer, query_tokens, k, filters, per_document) if scorer else None
             if found is not None:
                 return view.hits(*found)
@@ -359,9 +356,9 @@ class EmbeddedIndex(SearchBackend):
         return view.hits(rows, scores)
 
     def approximate_status(self) -> AnnStatus:
-        """Whether sparse searches use the Seismic index now, and if they answer exactly against the settings, why."""
+        """Whether sparse searches use the approximate index now, and if they answer exactly against the settings, why."""
         snapshot, view = self._snapshot_view()
-        return self.seismic.status(snapshot.manifest, len(view.passages), self.approximate_above)
+        return self.approximate.status(snapshot.manifest, len(view.passages), self.approximate_above)
 
     def search_notice(self) -> str | None:
         """Why sparse searches answer exactly although approximate search is configured (None when they do not)."""

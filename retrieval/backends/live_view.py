@@ -37,8 +37,14 @@ class LiveView:
 
     def query_columns(self, query_tokens: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """(columns, weights) of the query tokens some live passage has."""
-        known = [(self.feature_index[name], w) for name, w in query_tokens.items() if name in self.feature_index]
-        return np.array([c for c, _ in known], dtype=np.int64), np.array([w for _, w in known], dtype=np.float64)
+        index = self.feature_index
+        cols, weights = [], []
+        for name, w in query_tokens.items():
+            c = index.get(name)
+            if c is not None:
+                cols.append(c)
+                weights.append(w)
+        return np.array(cols, dtype=np.int64), np.array(weights, dtype=np.float64)
 
     def candidates(self, filters: SearchFilters | None) -> np.ndarray:
         """Which live rows `filters` allow (a boolean mask)."""

@@ -34,27 +34,27 @@ class BM25Ref(BaseModel):
 
 
 class AnnRef(BaseModel):
-    """The committed Seismic (approximate) index file, the write it reflects and how it was built.
+    """The committed approximate index (a folder of impact-ordered postings), the write it reflects and how it was built.
 
-    Its name is unique to one build, so a file a manifest names never changes while a reader may load it.
+    Its name is unique to one build, so files a manifest names never change while a reader may map them.
     """
 
     name: str
     seq: int
-    params: dict  # SeismicParams.to_json() of the build
+    params: dict  # impact.build_settings() of the build and its rows per block (an earlier ksearch's: Seismic's)
     passages: int
     build_seconds: float
 
 
 class Manifest(BaseModel):
-    """Index metadata, segments, tombstones (passage id -> seq of its deletion), the BM25 folder and the Seismic file."""
+    """Index metadata, segments, tombstones (passage id -> seq of its deletion), the BM25 folder and the approximate index."""
 
     meta: IndexMeta
     segments: list[SegmentRef] = []
     tombstones: dict[str, int] = {}  # a deletion at seq s hides versions of the id in segments with seq < s
     next_seq: int = 1
     bm25: BM25Ref | None = None
-    ann: AnnRef | None = None  # absent in indexes written before ksearch built Seismic at the end of an ingest
+    ann: AnnRef | None = None  # absent until an ingest with approximate search on (or build-ann) built one
 
     @property
     def last_seq(self) -> int:

@@ -31,7 +31,7 @@ def take_writer_lock(root: Path) -> int:
 
 
 def remove_orphans(root: Path, manifest: Manifest) -> None:
-    """Delete what a killed writer left: temporary files and the folders and Seismic files `manifest` does not name."""
+    """Delete what a killed writer left: temporary files and the folders (and approximate indexes) `manifest` does not name."""
     m = manifest
     referenced = {s.name for s in m.segments} | ({m.bm25.name} if m.bm25 else set()) | ({m.ann.name} if m.ann else set())
     for entry in root.iterdir():

@@ -1,6 +1,6 @@
-"""The embedded index's Seismic file is writer's work: built at the end of an ingest or by `ksearch index build-ann`,
-never by a search; a stale or missing one makes searches answer exactly (and say so); files are replaced atomically
-and writers take turns."""
+"""The embedded index's approximate index (impact-ordered postings in files) is writer's work: built at the end of an
+ingest or by `ksearch index build-ann`, never by a search; readers map its files; a stale or missing one makes
+searches answer exactly (and say so); files are replaced atomically and writers take turns."""
 
 from __future__ import annotations
 
@@ -9,32 +9,28 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-if os.environ.get("CI", "").lower() == "true":
-    import seismic  # noqa: F401  (the dev extra: missing in CI fails the run instead of skipping these tests)
-else:
-    pytest.importorskip("seismic", reason="pyseismic-lsr (the dev extra) builds the Seismic index")
-
-from retrieval.backends import EmbeddedIndex, SearchFilters  # noqa: E402
-from retrieval.backends import seismic_build  # noqa: E402
-from retrieval.backends.approximate import SeismicScorer  # noqa: E402
-from retrieval.backends.approximate_state import AnnState  # noqa: E402
-from retrieval.backends.manifest import read_manifest  # noqa: E402
-from retrieval.errors import RetrievalError  # noqa: E402
-from retrieval.index_meta import IndexMeta  # noqa: E402
-from retrieval.passage import Passage  # noqa: E402
-from retrieval.settings import get_settings  # noqa: E402
-from cli_runs import invoke_ok, write_corpus  # noqa: E402
+import retrieval.backends.impact as impact
+from retrieval.backends import EmbeddedIndex, SearchFilters
+from retrieval.backends.approximate_state import AnnState
+from retrieval.backends.impact import ImpactParams
+from retrieval.backends.impact_file import ImpactFile, load_postings
+from retrieval.backends.manifest import read_manifest, write_manifest
+from retrieval.errors import RetrievalError
+from retrieval.index_meta import IndexMeta
+from retrieval.passage import Passage
+from retrieval.settings import get_settings
+from cli_runs import invoke_ok, write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 META = IndexMeta(name="t", model_id="model-a", vocab_hash="vocab-a")
 VOCAB = 60
 CASES = [dict(k=10, per_document=False), dict(k=5), dict(k=5, filters=SearchFilters(domain="legal"))]
+GENEROUS = ImpactParams(posting_fraction=1.0, candidates=100_000)  # every posting scored, every row kept: exact
 
 
 def _corpus(n: int, seed: int = 3, prefix: str = "D"):
@@ -72,23 +68,25 @@ def _files(root: Path) -> dict[str, int]:
 
 
 def _forbid_builds(monkeypatch) -> list:
-    """From here on, building a Seismic index in this process fails the test (and is counted)."""
+    """From here on, building impact-ordered postings in this process fails the test (and is counted)."""
     calls = []
 
     def refuse(*args, **kwargs):
         calls.append(args)
-        raise AssertionError("a Seismic index was built")
+        raise AssertionError("an approximate index was built")
 
-    monkeypatch.setattr("retrieval.backends.seismic_file.build_seismic_file", refuse)
-    real_init = SeismicScorer.__init__
-
-    def init(self, csr, params, *, index=None, on_rows=None):
-        if index is None:
-            refuse()
-        real_init(self, csr, params, index=index)
-
-    monkeypatch.setattr(SeismicScorer, "__init__", init)
+    monkeypatch.setattr("retrieval.backends.impact_file.write_postings_folder", refuse)
+    monkeypatch.setattr(impact, "build_postings", refuse)  # also what ImpactScorer builds in memory without files
     return calls
+
+
+def _reader(root: Path, params: ImpactParams | None = None) -> EmbeddedIndex:
+    """A new reader of `root` that searches approximately from 100 passages (with `params`, else the defaults)."""
+    reader = EmbeddedIndex.open(root)
+    reader.approximate_above = 100
+    if params is not None:
+        reader.approximate = ImpactFile(root, params)
+    return reader
 
 
 def _built_index(root: Path, n: int = 300, above: int | None = 100) -> EmbeddedIndex:
@@ -101,44 +99,73 @@ def _built_index(root: Path, n: int = 300, above: int | None = 100) -> EmbeddedI
     return index
 
 
-def test_finish_writes_builds_the_seismic_index(tmp_path):
+def test_finish_writes_builds_the_approximate_index_as_files(tmp_path):
     root = tmp_path / "t"
     writer = _built_index(root)
     manifest = read_manifest(root)
     assert manifest.ann is not None and manifest.ann.seq == manifest.last_seq == 2 and manifest.ann.passages == 300
-    assert (root / manifest.ann.name).is_file()
+    assert manifest.ann.params["method"] == "impact-ordered postings"
+    assert sorted(p.name for p in (root / manifest.ann.name).iterdir()) == sorted(f"{a}.npy" for a in impact.ARRAYS)
     assert writer.approximate_status().state is AnnState.READY
     writer.close()
 
 
-def _search_with_builds_forbidden(root: Path, monkeypatch, caplog):
-    """Open the index at `root` as a reader that searches approximately from 100 passages, with Seismic builds
-    forbidden, and run the test queries; returns (reader, queries, results, builds attempted, files before)."""
+def _search_with_builds_forbidden(root: Path, monkeypatch, caplog, params: ImpactParams | None = None):
+    """Open the index at `root` as a reader that searches approximately from 100 passages, with builds forbidden,
+    and run the test queries; returns (reader, queries, results, builds attempted, files before)."""
     no_builds = _forbid_builds(monkeypatch)
     before = _files(root)
-    reader = EmbeddedIndex.open(root)
-    reader.approximate_above = 100
+    reader = _reader(root, params)
     queries = _queries()
     with caplog.at_level(logging.WARNING):
         results = _results(reader, queries)
     return reader, queries, results, no_builds, before
 
 
-def test_searches_after_an_ingest_load_the_file_and_never_build(tmp_path, monkeypatch, caplog):
+def test_approximate_equals_exact_at_generous_settings_and_readers_map_the_files(tmp_path, monkeypatch, caplog):
     root = tmp_path / "t"
     _built_index(root).close()
-    reader, queries, approx, no_builds, before = _search_with_builds_forbidden(root, monkeypatch, caplog)
-    assert approx == _exact(reader, queries)  # every posting is kept at this size: Seismic finds the true top k
-    assert reader.seismic._loaded is not None  # the answers came through Seismic
+    reader, queries, approx, no_builds, before = _search_with_builds_forbidden(root, monkeypatch, caplog, GENEROUS)
+    assert approx == _exact(reader, queries)  # every posting scored, every row a candidate: the exact top k
+    name, scorer = reader.approximate._loaded  # the answers came through the approximate index
+    assert name == read_manifest(root).ann.name
+    for array in (scorer.postings.indices, scorer.postings.weights, scorer.postings.starts):
+        assert isinstance(array, np.memmap) and not array.flags.writeable  # mapped from the files, not copied
+        assert Path(array.filename).parent == root / name
     assert reader.search_notice() is None and not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert _files(root) == before and not no_builds
+
+
+def test_searches_use_the_approximate_index_at_its_settings(tmp_path, monkeypatch, caplog):
+    """Default settings on this small index; then settings too tight to be exact, so that the answers visibly come
+    from the candidates (scored exactly, filtered), and a filter that leaves fewer than k of them falls back to exact."""
+    root = tmp_path / "t"
+    _built_index(root).close()
+    reader, queries, default, no_builds, _ = _search_with_builds_forbidden(root, monkeypatch, caplog)
+    exact = _exact(reader, queries)
+    recall = np.mean([len({i for i, _ in a} & {i for i, _ in e}) / len(e) for a, e in zip(default, exact) if e])
+    assert recall >= 0.9 and reader.approximate._loaded is not None
+    tight = _reader(root, ImpactParams(posting_fraction=0.3, candidates=10))
+    legal = SearchFilters(domain="legal")
+    reader.approximate_above = None  # the reader answers exactly from here on
+    differs = 0
+    for q in queries:
+        every = {h.id: h.score for h in reader.search(q, k=1000, per_document=False)}
+        got = tight.search(q, k=10, per_document=False)
+        assert all(h.score == pytest.approx(every[h.id], rel=1e-12) for h in got)
+        differs += [h.id for h in got] != [h.id for h in reader.search(q, k=10, per_document=False)]
+        assert all(h.domain == "legal" for h in tight.search(q, k=3, filters=legal))
+        # far fewer than 50 rows are candidates at these settings: the exact search answers
+        assert [h.id for h in tight.search(q, k=50, filters=legal, per_document=False)] == [
+            h.id for h in reader.search(q, k=50, filters=legal, per_document=False)]
+    assert differs and tight.approximate._loaded is not None and not no_builds
 
 
 def test_threshold_off_or_unmet_builds_nothing(tmp_path):
     for above, state in ((None, AnnState.OFF), (10_000, AnnState.SMALL)):
         root = tmp_path / f"t{above}"
         _built_index(root, above=above).close()
-        assert read_manifest(root).ann is None and not list(root.glob("approx-seismic-*"))
+        assert read_manifest(root).ann is None and not list(root.glob("approx-*"))
         reader = EmbeddedIndex.open(root)
         reader.approximate_above = above
         assert reader.approximate_status().state is state and reader.search_notice() is None
@@ -149,30 +176,31 @@ def test_a_stale_index_answers_exactly_and_says_so_once(tmp_path, monkeypatch, c
     writer = _built_index(root)
     more, more_vectors = _corpus(30, seed=9, prefix="E")
     writer.add(more, more_vectors)  # a write without finish_writes (an ingest still running, or killed)
+    writer.delete([more[0].id])
     writer.close()
     reader, queries, stale, no_builds, before = _search_with_builds_forbidden(root, monkeypatch, caplog)
     assert stale == _exact(reader, queries)
-    assert reader.seismic._loaded is None  # the old file (of other rows) was not used
+    assert reader.approximate._loaded is None  # the old postings (of other rows) were not used
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "answers exactly" in warnings[0] and "build-ann --index t" in warnings[0]
     status = reader.approximate_status()
-    assert status.state is AnnState.STALE and "built at write 2 and the index is at write 3" in reader.search_notice()
+    assert status.state is AnnState.STALE and "built at write 2 and the index is at write 4" in reader.search_notice()
     assert _files(root) == before and not no_builds
 
 
 def test_an_index_written_before_has_none_and_answers_exactly(tmp_path, monkeypatch):
     root = tmp_path / "t"
-    _built_index(root, above=None).close()  # as an index written before ingests built Seismic
+    _built_index(root, above=None).close()  # as an index written with approximate search off
     no_builds = _forbid_builds(monkeypatch)
-    reader = EmbeddedIndex.open(root)
-    reader.approximate_above = 100
+    reader = _reader(root)
     queries = _queries()
     assert _results(reader, queries) == _exact(reader, queries)
-    assert reader.approximate_status().state is AnnState.MISSING and "no Seismic index yet" in reader.search_notice()
-    assert not no_builds and not list(root.glob("approx-seismic-*"))
+    assert reader.approximate_status().state is AnnState.MISSING
+    assert "no approximate index yet" in reader.search_notice()
+    assert not no_builds and not list(root.glob("approx-*"))
 
 
-def test_compaction_keeps_a_current_seismic_index_valid(tmp_path, monkeypatch):
+def test_compaction_keeps_a_current_approximate_index_valid(tmp_path, monkeypatch):
     root = tmp_path / "t"
     index = EmbeddedIndex.create(root, META)
     index.approximate_above = 100
@@ -188,14 +216,13 @@ def test_compaction_keeps_a_current_seismic_index_valid(tmp_path, monkeypatch):
     index.compact()  # new segment, new write number: same rows, same feature columns
     manifest = read_manifest(root)
     assert manifest.ann.name == name and manifest.ann.seq == manifest.last_seq and len(manifest.segments) == 1
-    reader = EmbeddedIndex.open(root)
-    reader.approximate_above = 100
+    reader = _reader(root, GENEROUS)
     assert reader.approximate_status().state is AnnState.READY
-    assert _results(reader, queries) == exact and reader.seismic._loaded is not None and not builds
+    assert _results(reader, queries) == exact and reader.approximate._loaded is not None and not builds
     index.close()
 
 
-def test_the_file_appears_whole_under_its_final_name_only_before_its_commit(tmp_path, monkeypatch):
+def test_the_folder_appears_whole_under_its_final_name_only_before_its_commit(tmp_path, monkeypatch):
     root = tmp_path / "t"
     index = _built_index(root)
     old = read_manifest(root).ann
@@ -204,15 +231,15 @@ def test_the_file_appears_whole_under_its_final_name_only_before_its_commit(tmp_
 
     def watching_replace(src, dst, *args, **kwargs):
         dst = Path(dst)
-        if dst.name.startswith("approx-seismic-"):
-            assert Path(src).name.startswith(".tmp-") or Path(src).parent.name.startswith(".tmp-")
-            assert not dst.exists()  # a new name: never the file a reader may be loading
-            SeismicScorer.load(Path(src), index._view().matrix, index.seismic.params)  # complete before it is visible
+        if dst.name.startswith("approx-impact-"):
+            assert Path(src).name.startswith(".tmp-") and not dst.exists()  # a new name: never one a reader may map
+            view = index._view()
+            load_postings(Path(src), view, min(impact.BLOCK_ROWS, len(view.passages)))  # complete before it is visible
             assert read_manifest(root).ann == old  # and readers are not pointed at it yet
             renames.append(dst.name)
         return real_replace(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(seismic_build.os, "replace", watching_replace)
+    monkeypatch.setattr(os, "replace", watching_replace)
     more, more_vectors = _corpus(30, seed=9, prefix="E")
     index.add(more, more_vectors)
     index.finish_writes()
@@ -227,65 +254,37 @@ def test_a_failed_build_leaves_the_committed_state_and_no_files(tmp_path, monkey
     index = _built_index(root)
     before = read_manifest(root)
 
-    def crash(work, rows, progress):
-        (work / "index.index.seismic").write_bytes(b"half a file")
-        raise RetrievalError("building the Seismic index failed (exit code -9): killed")
+    def crash(postings, *, allocate, on_postings=None):
+        allocate("indices", (postings.nnz,), np.int32)[:10] = 1  # half written
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(seismic_build, "_run_child", crash)
-    with pytest.raises(RetrievalError, match="exit code -9"):
+    monkeypatch.setattr(impact, "build_postings", crash)
+    with pytest.raises(RetrievalError, match="No space left on device"):
         index.build_approximate(force=True)
     assert read_manifest(root) == before
-    assert sorted(p.name for p in root.glob("approx-seismic-*")) == [before.ann.name] and not list(root.glob(".tmp-*"))
+    assert sorted(p.name for p in root.glob("approx-*")) == [before.ann.name] and not list(root.glob(".tmp-*"))
     index.close()
 
 
-def test_a_reader_keeps_its_state_while_a_writer_replaces_the_file(tmp_path):
+def test_a_reader_keeps_its_state_while_a_writer_replaces_the_files(tmp_path):
     root = tmp_path / "t"
     writer = _built_index(root)
     queries = _queries()
-    early = EmbeddedIndex.open(root)  # loads the first file before the writer replaces it
-    early.approximate_above = 100
+    early = _reader(root, GENEROUS)  # maps the first postings before the writer replaces them
     early_exact = _exact(early, queries)
-    assert _results(early, queries) == early_exact and early.seismic._loaded is not None
-    late = EmbeddedIndex.open(root)  # opened on the same state, but loads nothing before the replacement
-    late.approximate_above = 100
+    assert _results(early, queries) == early_exact and early.approximate._loaded is not None
+    late = _reader(root, GENEROUS)  # opened on the same state, but maps nothing before the replacement
     more, more_vectors = _corpus(30, seed=9, prefix="E")
     writer.add(more, more_vectors)
     writer.finish_writes()
     writer.close()
-    assert _results(early, queries) == early_exact  # its own state, from the file it holds
-    assert _results(late, queries) == early_exact  # its own state, answered exactly (its file is gone)
+    assert not (root / early.manifest.ann.name).exists()  # deleted by the writer: the mapping keeps the data
+    assert _results(early, queries) == early_exact  # its own state, from the files it mapped
+    assert _results(late, queries) == early_exact  # its own state, answered exactly (its folder is gone)
     assert late.approximate_status().state is AnnState.UNREADABLE and "reopening" in late.search_notice()
-    fresh = EmbeddedIndex.open(root)
-    fresh.approximate_above = 100
+    fresh = _reader(root, GENEROUS)
     assert _results(fresh, queries) == _exact(fresh, queries) and fresh.count() == 330
-
-
-def test_threads_sharing_one_index_write_in_turn(tmp_path):
-    """Without the per-object write lock two threads read the same next_seq and one segment overwrites the other."""
-    root = tmp_path / "t"
-    index = EmbeddedIndex.create(root, META)
-    passages, vectors = _corpus(240)
-    errors = []
-
-    def write(part: int) -> None:
-        try:
-            for start in range(part * 10, 240, 40):
-                index.add(passages[start : start + 10], vectors[start : start + 10])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(p,)) for p in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    manifest = read_manifest(root)
-    assert [s.seq for s in manifest.segments] == list(range(1, 25)) and manifest.next_seq == 25
-    assert index.count() == 240
-    index.close()
-    assert EmbeddedIndex.open(root).content_hashes() == {p.id: p.content_hash for p in passages}
+    assert fresh.approximate._loaded is not None
 
 
 def test_a_second_writer_cannot_start_while_the_first_builds(tmp_path):
@@ -321,7 +320,7 @@ def _approximate_above(monkeypatch, value: str | None) -> None:
 
 def test_cli_ingest_builds_it_and_build_ann_serves_indexes_written_before(tmp_path, home, tiny_model_dir, monkeypatch):
     corpus = write_corpus(tmp_path / "c.jsonl", 30)
-    # an index written without approximate search: no Seismic file
+    # an index written without approximate search: no approximate index
     _approximate_above(monkeypatch, None)
     invoke_ok("ingest", str(corpus), "--model", str(tiny_model_dir), "-q", "--index", "old")
     assert read_manifest(home / "old").ann is None
@@ -332,9 +331,9 @@ def test_cli_ingest_builds_it_and_build_ann_serves_indexes_written_before(tmp_pa
     assert "build-ann --index old" in payload["notice"] and payload["hits"]
     assert _files(home / "old") == before
     status = _words(invoke_ok("index", "status", "--index", "old"))
-    assert "no Seismic index yet" in status
+    assert "no approximate index yet" in status
     built = _words(invoke_ok("index", "build-ann", "--index", "old", "-q"))
-    assert "built the Seismic index of 'old'" in built and "sparse search is approximate" in built
+    assert "built the approximate index of 'old'" in built and "sparse search is approximate" in built
     again = json.loads(invoke_ok("search", "전세 보증금", "--index", "old", "--json", "--passages"))
     assert again["notice"] is None and [h["id"] for h in again["hits"]] == [h["id"] for h in payload["hits"]]
     assert "is current" in _words(invoke_ok("index", "build-ann", "--index", "old", "-q"))
@@ -367,20 +366,25 @@ def test_a_writer_that_loads_another_writers_commit_keeps_its_settings(tmp_path)
     assert manifest.ann is not None and manifest.ann.seq == manifest.last_seq
 
 
-def test_without_pyseismic_an_ingest_skips_the_build_and_searches_say_why(tmp_path, caplog):
+def test_a_seismic_file_of_an_earlier_ksearch_answers_exactly_until_rebuilt(tmp_path, caplog):
+    """Indexes built while the approximate index was a Seismic file: searches answer exactly and say so; an ingest or
+    build-ann replaces it with impact-ordered postings and deletes the file."""
     root = tmp_path / "t"
-    index = EmbeddedIndex.create(root, META)
-    index.approximate_above = 100
-    index.seismic._missing = "pyseismic-lsr not installed (test)"  # what seismic_available() says without it
-    passages, vectors = _corpus(300)
-    index.add(passages, vectors)
-    with caplog.at_level(logging.WARNING):
-        index.finish_writes()
-        queries = _queries()
-        assert _results(index, queries) == _exact(index, queries)
-    assert read_manifest(root).ann is None and read_manifest(root).bm25 is not None
-    assert index.approximate_status().state is AnnState.UNAVAILABLE and "not installed (test)" in index.search_notice()
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
-    with pytest.raises(RetrievalError, match="not installed"):
-        index.build_approximate()
+    index = _built_index(root)
+    manifest = read_manifest(root)
+    old = root / "approx-seismic-000002-0123abcd.index.seismic"
+    old.write_bytes(b"seismic")
+    manifest.ann = manifest.ann.model_copy(update={"name": old.name, "params": {"n_postings": 8000, "query_cut": 20}})
+    write_manifest(root, manifest)
     index.close()
+    reader = _reader(root)
+    queries = _queries()
+    with caplog.at_level(logging.WARNING):
+        assert _results(reader, queries) == _exact(reader, queries)
+    assert reader.approximate_status().state is AnnState.STALE and "Seismic by an earlier ksearch" in reader.search_notice()
+    writer = EmbeddedIndex.open(root)
+    writer.approximate_above = 100
+    writer.finish_writes()  # what the next ingest does
+    writer.close()
+    assert not old.exists() and read_manifest(root).ann.name.startswith("approx-impact-")
+    assert _reader(root).approximate_status().state is AnnState.READY
