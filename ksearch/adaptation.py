@@ -121,7 +121,7 @@ def adapt_corpus(path: Path, name: str, encoder, *, models_dir: Path, minutes: f
             rows = _prepare(passages, encoder, recipe, parent_dir, models_dir, work, key, report, rng, phase, progress)
         teacher = _anchor_teacher(work, parent_dir) if recipe.contrastive.anchored else None
         if minutes is None:
-            minutes = report.minutes = default_training_minutes(time.perf_counter() - started)
+            minutes = default_training_minutes(time.perf_counter() - started)
         report.minutes = minutes
         report.fit = fit_within_budget(parent_dir, rows, recipe, work, seconds=minutes * 60,
                                        max_length=encoder.max_length, anchor_teacher=teacher, progress=progress)
