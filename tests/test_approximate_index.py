@@ -388,3 +388,20 @@ def test_a_seismic_file_of_an_earlier_ksearch_answers_exactly_until_rebuilt(tmp_
     writer.close()
     assert not old.exists() and read_manifest(root).ann.name.startswith("approx-impact-")
     assert _reader(root).approximate_status().state is AnnState.READY
+
+
+def test_a_build_compiles_the_search_kernel_the_first_search_needs(tmp_path):
+    """The build compiles the search kernel for a reader's array types, so the first search after it (in that process,
+    or from numba's cache in another) compiles nothing: in a fresh cache the search adds no signature."""
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2])\n"
+            "import test_approximate_index as t; import retrieval.backends.impact as impact\n"
+            "t._built_index(Path(sys.argv[1]))\n"
+            "before = list(impact._search.signatures)\n"
+            "reader = t._reader(Path(sys.argv[1])); hits = reader.search(t._queries()[0], k=5)\n"
+            "print(len(before), len(impact._search.signatures), len(hits), reader.approximate._loaded is not None)")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t"), str(ROOT / "tests")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["1", "1", "5", "True"]  # one signature, the search's: it took the approximate path

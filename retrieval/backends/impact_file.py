@@ -54,7 +54,7 @@ def write_postings_folder(view: LiveView, final: Path, *, progress: bool = False
     (rows per block, seconds)."""
     from tqdm import tqdm
 
-    from retrieval.backends.impact import build_postings
+    from retrieval.backends.impact import build_postings, compile_search
 
     global _builds_started
     _builds_started += 1
@@ -79,6 +79,7 @@ def write_postings_folder(view: LiveView, final: Path, *, progress: bool = False
         install_directory(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    compile_search(view.matrix)
     return built.block_rows, time.perf_counter() - start
 
 
