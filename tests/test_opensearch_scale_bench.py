@@ -100,8 +100,17 @@ def test_cli_runs_against_the_url_node_and_the_report_shows_it(tmp_path, monkeyp
     from ksearch.benchmarks.report import write_report
 
     text = write_report(out.parent, tmp_path / "benchmarks.md", ["ksearch bench scale --opensearch"]).read_text()
-    assert "## OpenSearch at scale (300 passages)" in text and "**1,000,000 passages were not run.**" in text
-    assert "| neural_sparse exact |" in text and "OpenSearch at 300 passages: p50 <= 10 ms" in text
+    version = doc["nodes"][0]["version"]
+    assert f"## OpenSearch at scale (300 passages, {version})" in text and "`bench/results/opensearch-scale.json`" in text
+    assert "| neural_sparse exact |" in text and f"OpenSearch at 300 passages ({version}): p50 <= 10 ms" in text
+    # a million-passage run (its own file) comes first, in the targets and as a section
+    (out.parent / "opensearch-scale-1m-3.6.0.json").write_text(json.dumps({**doc, "passages": 1_000_000}))
+    text = write_report(out.parent, tmp_path / "benchmarks.md", ["ksearch bench scale --opensearch"]).read_text()
+    targets = [line for line in text.splitlines() if line.startswith("| OpenSearch at ")]
+    assert [t.split(":")[0] for t in targets] == [f"| OpenSearch at 1,000,000 passages ({version})",
+                                                  f"| OpenSearch at 300 passages ({version})"]
+    assert text.index("## OpenSearch at scale (1,000,000 passages") < text.index("## OpenSearch at scale (300 passages")
+    assert "`bench/results/opensearch-scale-1m-3.6.0.json`" in text
 
 
 @pytest.mark.opensearch

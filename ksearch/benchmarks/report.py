@@ -9,6 +9,8 @@ QUERY_TARGET_MS = 15.0
 
 
 EARLIER_OPENSEARCH_SCALE = "opensearch-scale-default-seismic.json"  # an earlier OpenSearch scale run, kept beside
+# OpenSearch scale runs, each a section of its own: the million-passage runs (one per node version), then 100,000
+OPENSEARCH_SCALE_RUNS = ("opensearch-scale-1m-3.6.0.json", "opensearch-scale-1m-2.19.1.json", "opensearch-scale.json")
 
 
 def _load(results: Path, name: str) -> dict | None:
@@ -17,7 +19,7 @@ def _load(results: Path, name: str) -> dict | None:
 
 
 def _targets_section(encode: dict | None, query: dict | None, ingest: dict | None, scale: dict | None,
-                     os_scale: dict | None = None, startup: dict | None = None, adapt: dict | None = None) -> list[str]:
+                     os_scale: list[dict] = (), startup: dict | None = None, adapt: dict | None = None) -> list[str]:
     """One line per target of the benchmark issue: met, not met, or not measured, with the figure."""
     from ksearch.benchmarks.encode import meets_target
 
@@ -39,7 +41,7 @@ def _targets_section(encode: dict | None, query: dict | None, ingest: dict | Non
     if os_scale:
         from ksearch.benchmarks.report_opensearch import target_row
 
-        rows.append(target_row(os_scale))
+        rows += [target_row(run) for run in os_scale]
     if startup:
         from ksearch.benchmarks.report_startup import target_rows
 
@@ -165,7 +167,8 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     if note:
         lines += [note, ""]
     lines += ["Commands:", "", "```console", *(commands or ["ksearch bench all"]), "```", ""]
-    os_scale, startup = _load(results, "opensearch-scale.json"), _load(results, "startup.json")
+    os_runs = [(f"bench/results/{name}", run) for name in OPENSEARCH_SCALE_RUNS if (run := _load(results, name))]
+    os_scale, startup = [run for _, run in os_runs], _load(results, "startup.json")
     adapt = _load(results, "adapt.json")
     lines += _targets_section(encode, query, ingest, scale, os_scale, startup, adapt) + [""]
     for data in (encode, _load(results, "encode-seed-sized.json")):
@@ -180,7 +183,8 @@ def write_report(results: Path = Path("bench/results"), out: Path = Path("docs/b
     if os_scale:
         from ksearch.benchmarks.report_opensearch import opensearch_scale_section
 
-        lines += opensearch_scale_section(os_scale) + [""]
+        for source, run in os_runs:
+            lines += opensearch_scale_section(run, source) + [""]
         earlier = _load(results, EARLIER_OPENSEARCH_SCALE)
         if earlier:
             from ksearch.benchmarks.report_opensearch import earlier_run_section

@@ -1,8 +1,6 @@
-"""The OpenSearch-at-scale part of `docs/benchmarks.md`, from `bench/results/opensearch-scale.json`."""
+"""The OpenSearch-at-scale part of `docs/benchmarks.md`: one section per run (`bench/results/opensearch-scale*.json`)."""
 
 from __future__ import annotations
-
-FULL_SIZE = 1_000_000
 
 
 def _mb(x: float | None) -> str:
@@ -35,7 +33,8 @@ def target_row(o: dict) -> tuple[str, bool, str]:
     """(target, met, figure) for the Targets table: the fastest mode at recall@10 >= the target."""
     t = o["target"]
     good = [(m["latency_ms"]["p50"], n, m) for n, _, m in _modes(o) if m.get("recall_at_10", 0.0) >= t["recall_at_10"]]
-    name = f"OpenSearch at {o['passages']:,} passages: p50 <= {t['p50_ms']:g} ms at recall@10 >= {t['recall_at_10']}"
+    name = (f"OpenSearch at {o['passages']:,} passages ({_versions(o)}): p50 <= {t['p50_ms']:g} ms at recall@10 >= "
+            f"{t['recall_at_10']}")
     if not good:
         return name, False, "no mode reached the recall"
     p50, n, m = min(good, key=lambda g: g[0])
@@ -43,19 +42,20 @@ def target_row(o: dict) -> tuple[str, bool, str]:
             f"{', merged' if m['merged'] else ''}) {p50:.2f} ms at recall@10 {m['recall_at_10']:.3f}")
 
 
-def _rates(o: dict) -> dict[str, float]:
-    return {r["kind"]: r["load"]["passages_per_s"] for n in o["nodes"] for r in n["indexes"]}
+def _versions(o: dict) -> str:
+    return ", ".join(n["version"] for n in o["nodes"])
 
 
-def opensearch_scale_section(o: dict) -> list[str]:
-    """The section: how it was run, the indexes (load, size, memory), the query modes (latency, recall), the target."""
+def opensearch_scale_section(o: dict, source: str = "bench/results/opensearch-scale.json") -> list[str]:
+    """The section of the run in `source`: how it was run, the indexes (load, size, memory), the query modes (latency,
+    recall), the target."""
     n = o["passages"]
     default_command = f'ksearch bench scale --sizes "" --opensearch --opensearch-passages {n}'
     load = f"load average {o.get('load_average_at_start')} at start, {o.get('load_average_at_end')} at the end"
-    lines = [f"## OpenSearch at scale ({n:,} passages)", "",
-             f"`{o.get('command') or default_command}` (results in "
-             f"`bench/results/opensearch-scale.json`; {load}; 2 cores shared with other work, so latencies carry "
-             "their noise). Synthetic passages sampled as in the scale section above "
+    lines = [f"## OpenSearch at scale ({n:,} passages, {_versions(o)})", "",
+             f"`{o.get('command') or default_command}` (results in `{source}`; {load}, 2 cores; the run itself keeps "
+             "them busy while it loads, one core while it queries). Synthetic passages sampled as in the scale section "
+             "above "
              f"(~{o['mean_nonzero']:.0f} weights each, from the {o['real_index']['passages']:,} real passage vectors of "
              f"the sample index, {o['real_index']['features']:,} features); {o['queries']} real queries "
              f"(~{o['mean_query_tokens']:.0f} tokens). Keys: rank_features by token, sparse_vector by the token's id in "
@@ -65,14 +65,6 @@ def opensearch_scale_section(o: dict) -> list[str]:
              f"Python (`exact_scoring.index_top_k`, p50 {o['python_exact_ms']['p50']:.2f} ms a query).", ""]
     if o.get("note"):
         lines += [f"Note on this run: {o['note']}", ""]
-    if n < FULL_SIZE:
-        rates = _rates(o)
-        minutes = sum(FULL_SIZE / r for r in rates.values()) / 60
-        lines += [f"**1,000,000 passages were not run.** At the load rates measured here "
-                  f"({', '.join(f'{k} {v:.0f}/s' for k, v in rates.items())}), loading 1M passages into these indexes "
-                  f"would take about {minutes:.0f} minutes before any merge or query, beyond this run's time on this "
-                  "2-core machine; the figures below are at "
-                  f"{n:,} passages and say nothing measured about 1M.", ""]
     bm25 = next((r["store_before_merge"]["bytes_per_passage"] for nd in o["nodes"] for r in nd["indexes"]
                  if r["kind"] == "bm25"), None)
     live = all("segment_bytes" in r["store"] for nd in o["nodes"] for r in nd["indexes"])
