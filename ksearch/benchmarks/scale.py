@@ -26,7 +26,8 @@ from retrieval.backends.impact import METHOD, ImpactParams, ImpactScorer
 from retrieval.query import prepare_query_tokens
 
 Query = tuple[np.ndarray, np.ndarray]  # (columns, weights)
-IMPACT_OPERATING_POINTS = ((0.05, 1000), (0.1, 300), (0.15, 500), (0.2, 1000))  # (posting_fraction, candidates)
+# (posting_fraction, candidates) measured beside the default
+IMPACT_OPERATING_POINTS = ((0.05, 1000), (0.1, 300), (0.1, 700), (0.12, 500), (0.15, 500), (0.2, 1000))
 
 
 def encode_queries(encoder, texts: list[str], feature_index: dict[str, int]) -> list[Query]:
