@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from encoder.expansion_gate import ExpansionGate
 from encoder.feature_names import feature_to_token, token_to_feature
 from encoder.model_resolution import KNOWN_MAX_LENGTHS, ModelNotFoundError, read_model_settings, resolve_model
 from encoder.pruning import Pruning
@@ -41,6 +42,7 @@ class SparseEncoder:
         segmenter: KiwiSegmenter | None = None,
         precision: str = "fp32",
         query_expansion: bool = True,
+        expansion_gate: ExpansionGate | None = None,
         revision: str | None = None,
     ) -> None:
         """`model`: a Hugging Face masked-LM (torch, any device and precision) or an `OnnxModel` (CPU, fp32)."""
@@ -56,6 +58,8 @@ class SparseEncoder:
         self.batch_size = batch_size
         # False: a query keeps the weights of its own tokens only (no expansion on the query side; documents still expand)
         self.query_expansion = query_expansion
+        self.expansion_gate = expansion_gate  # keeps only expansions near the query's own words (expansion_gate.py)
+        self._neighbours = None  # the gate's Kiwi lookup, made on the first gated query
         # ksearch.json's "revision" (ksearch adapt writes the weights' hash): a model replaced under the same name gets
         # a new one, so ingest re-encodes what the earlier weights encoded
         self.revision = revision
@@ -138,6 +142,7 @@ class SparseEncoder:
             segmenter=KiwiSegmenter.from_config(settings.get("pre_segmentation")),
             precision=precision,
             query_expansion=settings.get("query_expansion", True),
+            expansion_gate=ExpansionGate.parse(settings.get("expansion_gate")),
             revision=settings.get("revision"),
         )
 
@@ -147,16 +152,25 @@ class SparseEncoder:
         return [self.document_pruning.apply(v) for v in self._encode(texts, batch_size)]
 
     def encode_queries(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[dict[str, float]]:
-        """Encode queries with the query pruning (and without expansions when `query_expansion` is off)."""
+        """Encode queries with the query pruning (without expansions when `query_expansion` is off, only those near
+        the query's words with an `expansion_gate`)."""
         vectors = self._encode(texts, batch_size)
         if not self.query_expansion:
             vectors = [self._own_tokens_only(text, v) for text, v in zip(texts, vectors)]
+        elif self.expansion_gate is not None:
+            if self._neighbours is None:
+                self._neighbours = self.expansion_gate.lookup(self.feature_names)
+            vectors = [self.expansion_gate.apply(v, self._own_features(text), self._neighbours)
+                       for text, v in zip(texts, vectors)]
         return [self.query_pruning.apply(v) for v in vectors]
 
-    def _own_tokens_only(self, text: str, vector: dict[str, float]) -> dict[str, float]:
+    def _own_features(self, text: str) -> set[str]:
         ids = self.tokenizer(self.model_text([text]), add_special_tokens=False, truncation=True,
                              max_length=self.max_length)["input_ids"][0]
-        own = {self.feature_names[i] for i in ids if i < self.vocab_size}
+        return {self.feature_names[i] for i in ids if i < self.vocab_size}
+
+    def _own_tokens_only(self, text: str, vector: dict[str, float]) -> dict[str, float]:
+        own = self._own_features(text)
         return {name: w for name, w in vector.items() if name in own}
 
     def display_token(self, feature: str) -> str:

@@ -82,6 +82,9 @@ def export_torchscript(name_or_path: str | os.PathLike | None, out: str | os.Pat
     if out.suffix != ".zip":
         raise ValueError(f"{out}: the output must be a .zip file")
     encoder = SparseEncoder.load(name_or_path, device="cpu", backend="torch", precision="fp32", models_dir=models_dir)
+    if queries and encoder.expansion_gate is not None:
+        raise ValueError(f"{encoder.model_id}: its expansion_gate looks up Kiwi's neighbours, which a server-side query "
+                         "model cannot run; encode queries client-side (the default) or drop the gate")
     source = _model_source(name_or_path, models_dir)
     max_length = min(encoder.max_length, DJL_MAX_LENGTH)
     tokenizer_json, unnamed = server_tokenizer_json(encoder, max_length)

@@ -12,55 +12,17 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-
-DEGENERATE_SCORE = 0.85  # a word whose 20th neighbour is this close has no usable embedding
-
-
-AMBIGUOUS_FORM_TAGS = ("NNG", "VV", "VA", "NNP", "MAG", "XR")  # tried for a form with several morphemes (열, 개, 물)
-
-
-def _similar(kiwi, word: str, top_n: int) -> list:
-    """Kiwi's nearest morphemes of `word`, best first; a form with several morphemes (물/NNG, 물/VV) gets the
-    union over its content-tag readings, so an ambiguous word is not left without neighbours."""
-    try:
-        similar = kiwi.most_similar_morphemes(word, top_n=top_n)
-        return [] if _degenerate(similar) else similar
-    except (ValueError, RuntimeError, KeyError):
-        pass
-    merged: list = []
-    for tag in AMBIGUOUS_FORM_TAGS:
-        try:
-            reading = kiwi.most_similar_morphemes((word, tag), top_n=top_n)
-        except (ValueError, RuntimeError, KeyError):
-            continue
-        if not _degenerate(reading):
-            merged += reading
-    return sorted(merged, key=lambda m: -m.score)
-
-
-def _degenerate(similar: list) -> bool:
-    # a rare word's embedding: its "neighbours" are an arbitrary cluster (침침하 -> 뤽상부르, 쓰담쓰담)
-    return len(similar) >= 20 and similar[19].score >= DEGENERATE_SCORE
+from encoder.kiwi_neighbours import KiwiNeighbours
 
 
 def neighbour_graph(vocab: list[str], *, top_n: int = 12, min_score: float = 0.6,
                     progress: bool = True) -> dict[int, list[tuple[int, float]]]:
     """token id -> [(neighbour token id, cosine score)] for vocabulary words Kiwi knows."""
-    from encoder.kiwi_analysis import kiwi as process_kiwi
-
-    kiwi = process_kiwi()
+    neighbours = KiwiNeighbours(vocab, top_n=top_n, min_score=min_score)
     index = {w: i for i, w in enumerate(vocab)}
     graph: dict[int, list[tuple[int, float]]] = {}
     for token_id, word in enumerate(tqdm(vocab, desc="kiwi neighbours", unit="word", disable=not progress)):
-        if word.startswith(("[", "##")) or len(word) < 2 and not ("\uac00" <= word <= "\ud7a3"):
-            continue
-        out = []
-        for m in _similar(kiwi, word, max(top_n * 3, 20)):
-            j = index.get(m.form)
-            if j is not None and j != token_id and m.score >= min_score and all(j != k for k, _ in out):
-                out.append((j, float(m.score)))
-            if len(out) == top_n:
-                break
+        out = [(index[w], score) for w, score in neighbours.of(word)]
         if out:
             graph[token_id] = out
     return graph

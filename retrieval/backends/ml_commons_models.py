@@ -43,8 +43,9 @@ class ServerModels:
 
 def needs_query_model(encoder) -> bool:
     """True when the encoder's queries differ from its unpruned document vectors (query pruning, or no query
-    expansion), so `neural_sparse` needs the query export to rank as the client does."""
-    return str(encoder.query_pruning) != "none" or not encoder.query_expansion
+    expansion, or an expansion gate), so `neural_sparse` needs the query export to rank as the client does."""
+    return (str(encoder.query_pruning) != "none" or not encoder.query_expansion
+            or getattr(encoder, "expansion_gate", None) is not None)
 
 
 def weights_digest(source: Path | str | None) -> str:
