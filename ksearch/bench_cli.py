@@ -120,7 +120,8 @@ def bench_ingest_memory(
                                               "memory is reported apart from the worker's.")] = "embedded",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Encode with this model instead of a tiny random "
                                                  "BERT built on the spot (the real model takes hours per GB on CPU).")] = None,
-    work_dir: Annotated[Optional[Path], typer.Option(help="Where the corpus and index are written (deleted after).")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="An existing folder where the corpus "
+                                                  "and index are written (deleted after).")] = None,
     out: Annotated[Path, typer.Option(help="The JSON results: this backend's run replaces an earlier one, other "
                                            "backends' runs are kept.")] = Path("bench/results/ingest-memory.json"),
 ) -> None:

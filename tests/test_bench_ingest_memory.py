@@ -87,3 +87,16 @@ def test_the_throwaway_encoder_has_64_token_passages_and_about_70_weights_each(t
     vectors = encoder.encode_documents([" ".join(synthetic_sentences(4, seed=s)) for s in range(1, 41)])
     mean = sum(map(len, vectors)) / len(vectors)
     assert 35 <= mean <= 140, mean  # random weights alone make nearly all ~1,600 entries non-zero
+
+
+def test_a_missing_work_dir_is_refused_by_name_before_anything_runs(tmp_path):
+    from typer.testing import CliRunner
+
+    from ksearch.cli import app
+
+    missing = tmp_path / "no-such-folder"
+    result = CliRunner().invoke(app, ["bench", "ingest-memory", "--size-mb", "1", "--work-dir", str(missing),
+                                      "--out", str(tmp_path / "out.json")])
+    said = " ".join(result.output.replace("│", " ").split())  # rich wraps the message in a box
+    assert result.exit_code == 2 and "'--work-dir'" in said and "does not exist" in said
+    assert not (tmp_path / "out.json").exists()
