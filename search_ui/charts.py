@@ -15,8 +15,9 @@ _FONT = FONT_STACK.split(",")[0].strip("'")
 
 def query_tokens_chart(tokens: Sequence[QueryToken], top: int = 30) -> alt.Chart:
     """Horizontal bars of the heaviest query tokens, literal and expansion tokens in their colours, with a legend."""
-    rows = [{"token": t.token, "weight": round(t.weight, 4), "kind": t.kind} for t in tokens[:top]]
-    frame = pd.DataFrame(rows, columns=["token", "weight", "kind"])
+    rows = [{"token": t.token, "weight": round(t.weight, 4), "kind": t.kind, "near query word": t.near}
+            for t in tokens[:top]]
+    frame = pd.DataFrame(rows, columns=["token", "weight", "kind", "near query word"])
     color = alt.Color("kind:N", title="token", scale=alt.Scale(domain=[LITERAL, EXPANSION],
                                                                 range=[COLORS[LITERAL], COLORS[EXPANSION]]),
                       legend=alt.Legend(orient="top", labelFont=_FONT))
@@ -24,7 +25,7 @@ def query_tokens_chart(tokens: Sequence[QueryToken], top: int = 30) -> alt.Chart
         alt.Chart(frame)
         .mark_bar()
         .encode(y=alt.Y("token:N", sort="-x", title=None, axis=alt.Axis(labelFont=_FONT, labelLimit=160, labelOverlap=False)),
-                x=alt.X("weight:Q", title="query weight"), color=color, tooltip=["token", "kind", "weight"])
+                x=alt.X("weight:Q", title="query weight"), color=color, tooltip=["token", "kind", "near query word", "weight"])
         .properties(height=alt.Step(20))
     )
 

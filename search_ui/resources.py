@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from encoder import ModelNotFoundError
+from encoder.kiwi_neighbours import KiwiNeighbours
 from retrieval.backends import SearchBackend, open_index
 from retrieval.errors import IndexNotFoundError, RetrievalError, VocabularyMismatchError
 from retrieval.opening import encoder_for_index, load_encoder, missing_index_message
@@ -36,6 +37,12 @@ def cached_encoder(index_model_id: str | None, model: str | None):
     encoder = load_encoder(settings, model) if index_model_id is None else encoder_for_index(settings, index_model_id, model)
     encoder.encode_queries(["보증금 당뇨"])  # loads Kiwi and warms the model, so shown latencies are the query's own
     return encoder
+
+
+@st.cache_resource(show_spinner=False)
+def cached_kiwi_neighbours(model_id: str, _encoder) -> KiwiNeighbours:
+    """Kiwi's neighbours over the model's vocabulary (one lookup, and its cache, per model)."""
+    return KiwiNeighbours(_encoder.feature_names)
 
 
 def backend_or_error(backend: str = "embedded") -> SearchBackend:

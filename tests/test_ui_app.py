@@ -59,6 +59,8 @@ def test_search_page_shows_highlighted_results_for_a_korean_query(ui_env):
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the query token chart
     assert any("rank identically" in c.value for c in at.caption)
     assert at.expander  # per-hit explanations
+    origins = [c.value for c in at.caption if c.value.startswith("Expansions near a query word")]
+    assert len(origins) == 1 and "←" in origins[0]  # the shipped model reads Kiwi morphemes: origins are looked up
 
 
 def test_sample_query_button_fills_the_query(ui_env):

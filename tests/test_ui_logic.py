@@ -89,6 +89,22 @@ def test_literal_tokens_are_the_model_words_of_the_query():
                                                    ("##금", LITERAL)]
 
 
+def test_an_expansion_names_the_query_word_kiwi_puts_it_near_and_the_rest_are_the_models_own():
+    from search_ui.query_analysis import origins_caption, with_origins
+
+    class Table:
+        def of(self, word):
+            return {"혈당": (("당뇨", 0.8), ("식후", 0.7)), "오르": (("당뇨", 0.6),)}.get(word, ())
+
+    tokens = with_origins(classify_query_tokens({"혈당": 2.0, "오르": 1.0, "당뇨": 0.9, "식후": 0.5, "레몬": 0.4},
+                                                ["밥", "혈당", "오르"]), Table())
+    assert [(t.token, t.near) for t in tokens] == [("혈당", ""), ("오르", ""), ("당뇨", "혈당"), ("식후", "혈당"),
+                                                   ("레몬", "")]
+    assert origins_caption(tokens) == ("Expansions near a query word in Kiwi's embeddings: 당뇨 ← 혈당, 식후 ← 혈당. "
+                                       "Added by the model alone, near no query word (mostly unrelated on everyday queries, see the model card): 레몬.")
+    assert origins_caption(tokens[:2]) == "No expansions: every token is a word of the query."
+
+
 def test_chips_are_matched_tokens_the_model_added_not_the_query_words_a_passage_lacks():
     from retrieval.searcher import ExplainedHit
     from search_ui.views.common import matched_expansions

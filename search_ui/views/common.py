@@ -7,15 +7,20 @@ import streamlit as st
 from retrieval.searcher import ExplainedHit
 from search_ui.highlight import find_spans, highlight_html, kiwi_morphemes
 from search_ui.html_render import chips_html, css_class, hit_card_html
-from search_ui.query_analysis import EXPANSION, QueryToken, TokenKind, classify_query_tokens, model_words
+from search_ui.query_analysis import EXPANSION, QueryToken, TokenKind, classify_query_tokens, model_words, with_origins
+from search_ui.resources import cached_kiwi_neighbours
 
 EXPLAINED_TOKENS = 10
 EXPANSION_CHIPS = 8
 
 
 def analyse_query(encoder, text: str, query_tokens: dict[str, float]) -> list[QueryToken]:
-    """The query's display tokens classified as literal or expansion (by the model's own segmentation of the query)."""
-    return classify_query_tokens(query_tokens, model_words(encoder, text), text)
+    """The query's display tokens classified as literal or expansion (by the model's own segmentation of the query);
+    for a model that reads Kiwi morphemes, each expansion also names the query word it is a Kiwi neighbour of."""
+    tokens = classify_query_tokens(query_tokens, model_words(encoder, text), text)
+    if getattr(encoder, "segmenter", None) is None:  # Kiwi is not loaded for this model: its cold start is not worth it
+        return tokens
+    return with_origins(tokens, cached_kiwi_neighbours(encoder.model_id, encoder))
 
 
 def passage_html(encoder, text: str, kinds: dict[str, TokenKind]) -> str:

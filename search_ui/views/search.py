@@ -10,7 +10,7 @@ from search_ui.backend_choice import (EMBEDDED, EMBEDDED_RANK_FEATURE_NOTE, SERV
                                      encoding_label, encodings_for, mode_label, modes_for)
 from search_ui.charts import query_tokens_chart
 from search_ui.html_render import legend_html
-from search_ui.query_analysis import kinds_by_token
+from search_ui.query_analysis import kinds_by_token, origins_caption
 from search_ui.resources import AppError, backend_or_error, searcher_or_error
 from search_ui.sample_data import suggested_queries
 from search_ui.views.common import analyse_query, render_hit
@@ -92,6 +92,8 @@ def render() -> None:
         st.markdown(legend_html(), unsafe_allow_html=True)
         if tokens:
             st.altair_chart(query_tokens_chart(tokens), width="stretch")
+            if getattr(searcher.encoder, "segmenter", None) is not None:  # origins looked up (analyse_query)
+                st.caption(origins_caption(tokens))
         else:
             st.caption("The encoder gave this query no tokens.")
     with results_column:
