@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from encoder.kiwi_neighbours import degenerate
 from encoder.kiwi_tags import CONTENT_TAGS, base_tag
 from retrieval.evaluation import read_jsonl
 
 EXPANSIONS_JUDGED = 10
 NEIGHBOURS = 10  # Kiwi neighbours looked at per word (10 and 0.70: best agreement with manual judgments, MODEL_CARD.md)
 NEIGHBOUR_MIN_SCORE = 0.70
-DEGENERATE_SCORE = 0.85  # a word whose 20th neighbour is this close has no usable embedding (rare words cluster)
 PROBE_TAGS = frozenset(CONTENT_TAGS) - {"NNB", "NR", "SN", "SH"}  # words with meaning: no bound nouns or numbers
 
 
@@ -90,7 +90,7 @@ class RelatednessJudge:
             similar = self.kiwi.most_similar_morphemes((form, tag), top_n=NEIGHBOURS)
         except (ValueError, RuntimeError, KeyError):
             return frozenset()
-        if len(similar) >= 20 and similar[19].score >= DEGENERATE_SCORE:
+        if degenerate(similar):  # a rare word's arbitrary cluster
             return frozenset()
         return frozenset(_norm(m.form) for m in similar if m.score >= NEIGHBOUR_MIN_SCORE)
 
