@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ksearch.cli_common import ModelOption, console, load_encoder_or_fail
+from ksearch.cli_common import ModelOption, console, fail, load_encoder_or_fail
 
 bench_app = typer.Typer(help="Benchmarks that print figures and ratios measured side by side.", no_args_is_help=True)
 
@@ -128,11 +128,15 @@ def bench_ingest_memory(
     """Peak RSS of the ingest worker while a synthetic JSONL is ingested: flat in the corpus size when streamed."""
     import json
 
-    from ksearch.benchmarks.ingest_memory import BACKENDS, ingest_memory_table, merge_run, run_ingest_memory_bench
+    from ksearch.benchmarks.ingest_memory import (BACKENDS, BenchmarkBusyError, ingest_memory_table, merge_run,
+                                                  run_ingest_memory_bench)
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"{backend!r} is not one of {', '.join(BACKENDS)}", param_hint="--backend")
-    result = run_ingest_memory_bench(size_mb, backend=backend, model=model, work_dir=work_dir)
+    try:
+        result = run_ingest_memory_bench(size_mb, backend=backend, model=model, work_dir=work_dir)
+    except BenchmarkBusyError as exc:
+        fail(str(exc))
     console.print(ingest_memory_table(result))
     previous = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
     out.parent.mkdir(parents=True, exist_ok=True)  # each run has its own load average; the file gets none of its own

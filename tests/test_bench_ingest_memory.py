@@ -9,6 +9,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from ksearch.benchmarks.ingest_memory import merge_run
 from ksearch.benchmarks.report import write_report
@@ -100,3 +101,17 @@ def test_a_missing_work_dir_is_refused_by_name_before_anything_runs(tmp_path):
     said = " ".join(result.output.replace("│", " ").split())  # rich wraps the message in a box
     assert result.exit_code == 2 and "'--work-dir'" in said and "does not exist" in said
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_second_opensearch_run_is_refused_while_another_holds_the_node(tmp_path, monkeypatch):
+    import fcntl
+
+    from ksearch.benchmarks import ingest_memory
+
+    monkeypatch.setattr("ksearch.opensearch_node.default_cache_dir", lambda: tmp_path / "opensearch")
+    with open(tmp_path / "opensearch-bench-ingest-memory.lock", "a") as running:
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what the first run holds while its node is up
+        with pytest.raises(ingest_memory.BenchmarkBusyError, match="another `ksearch bench ingest-memory --backend "):
+            with ingest_memory.local_node():
+                pass
+    assert not (tmp_path / "opensearch-bench-ingest-memory").exists()  # its node folder was not touched

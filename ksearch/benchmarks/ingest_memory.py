@@ -39,15 +39,38 @@ def local_node(heap: str = NODE_HEAP) -> Iterator[tuple[str, int]]:
     from retrieval.backends.opensearch_state import read_state
 
     cache = default_cache_dir()
-    node = node_sharing_installation(cache.with_name(f"{cache.name}-bench-ingest-memory"))
-    node.heap = heap
-    if node.status():
-        node.stop()  # an earlier run's node may have another heap
-    url = node.start(timeout=300)
-    try:
-        yield url, int((read_state(node.state_file) or {})["pid"])
-    finally:
-        node.stop()
+    with _one_run_at_a_time(cache.with_name(f"{cache.name}-bench-ingest-memory.lock")):
+        node = node_sharing_installation(cache.with_name(f"{cache.name}-bench-ingest-memory"))
+        node.heap = heap
+        if node.status():
+            node.stop()  # a crashed run's node, maybe with another heap (a running one holds the lock)
+        url = node.start(timeout=300)
+        try:
+            yield url, int((read_state(node.state_file) or {})["pid"])
+        finally:
+            node.stop()
+
+
+class BenchmarkBusyError(RuntimeError):
+    """Another run of the benchmark holds its node."""
+
+
+@contextmanager
+def _one_run_at_a_time(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path`: a second run would stop the first one's node (one node folder)."""
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchmarkBusyError(f"another `ksearch bench ingest-memory --backend opensearch` is running (it holds "
+                                     f"{lock_path}); wait for it to finish: both would use, and stop, one node") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ingest(corpus: Path, store, encoder, sampler: PeakSampler, write_batch: int | None):
