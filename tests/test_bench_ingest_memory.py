@@ -115,3 +115,36 @@ def test_a_second_opensearch_run_is_refused_while_another_holds_the_node(tmp_pat
             with ingest_memory.local_node():
                 pass
     assert not (tmp_path / "opensearch-bench-ingest-memory").exists()  # its node folder was not touched
+
+
+def test_each_opensearch_run_starts_its_node_on_empty_data(tmp_path, monkeypatch):
+    """A killed run leaves its index (built with its own throwaway model) in the node's data; the next run would be
+    refused by it, so the benchmark's node starts empty. A stand-in node records what is done to it (no OpenSearch)."""
+    from ksearch.benchmarks import ingest_memory
+
+    class StandIn:
+        data_dir = tmp_path / "run" / "data"
+        state_file = tmp_path / "state.json"
+        heap = ""
+
+        def __init__(self):
+            self.calls = []
+
+        def status(self):
+            return True  # the killed run's node is still up
+
+        def stop(self):
+            self.calls.append("stop")
+
+        def start(self, timeout):
+            self.calls.append(f"start with data: {sorted(p.name for p in self.data_dir.glob('*'))}")
+            return "http://127.0.0.1:1"
+
+    node = StandIn()
+    (node.data_dir / "nodes").mkdir(parents=True)
+    node.state_file.write_text(json.dumps({"pid": 4242}))
+    monkeypatch.setattr("ksearch.opensearch_node.default_cache_dir", lambda: tmp_path / "opensearch")
+    monkeypatch.setattr("ksearch.opensearch_node.node_sharing_installation", lambda cache_dir: node)
+    with ingest_memory.local_node() as (url, pid):
+        assert (url, pid) == ("http://127.0.0.1:1", 4242)
+    assert node.calls == ["stop", "start with data: []", "stop"]

@@ -11,6 +11,7 @@ measured."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ def local_node(heap: str = NODE_HEAP) -> Iterator[tuple[str, int]]:
         node.heap = heap
         if node.status():
             node.stop()  # a crashed run's node, maybe with another heap (a running one holds the lock)
+        # a killed run's index (its throwaway model's vocabulary) would refuse this run's: every run starts empty
+        shutil.rmtree(node.data_dir, ignore_errors=True)
         url = node.start(timeout=300)
         try:
             yield url, int((read_state(node.state_file) or {})["pid"])
