@@ -55,7 +55,3 @@ class ExpansionGate:
         if self.outside_weight == 0.0:
             return {t: w for t, w in vector.items() if t in near}
         return {t: w if t in near else w * self.outside_weight for t, w in vector.items()}
-
-    def config(self) -> dict:
-        """The gate as ksearch.json writes it."""
-        return {"neighbours": self.neighbours, "min_score": self.min_score, "outside_weight": self.outside_weight}
