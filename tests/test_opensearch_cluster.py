@@ -171,6 +171,8 @@ def test_a_node_killed_during_an_ingest_then_rerun_loses_and_duplicates_nothing(
     name = f"cluster-kill-{uuid.uuid4().hex[:8]}"
     store = OpenSearchIndex.open_or_create(name, IndexMeta.for_encoder(name, encoder), conn=conn, shards=3,
                                            replicas=1, dead_letter_dir=tmp_path)
+    # Creating waited for the replicas: a node lost before they started would take its primaries (red until back).
+    assert store.client.cluster.health(index=store.concrete)["status"] == "green"
 
     def kill_after_three_batches(written: int) -> None:
         if written == 24:

@@ -56,6 +56,25 @@ MGET_CHUNK = 500
 SCAN_ATTEMPTS = 4  # scans of the content hashes that may meet failed shards (a node just lost) before giving up
 
 
+def _wait_for_replicas(client, conn: OpenSearchConnection, concrete: str) -> None:
+    """Wait (OpenSearch's default 30 s at most) until every copy of a new index has started; best effort.
+
+    A bulk is acknowledged once its primary has it, so a node lost while a replica was still recovering takes its
+    primaries with it (red until it returns): waiting here lets the first writes reach both copies."""
+    from opensearchpy import exceptions as ex
+
+    try:  # `timeout=` would be taken by opensearch-py as the HTTP timeout, so the server's default 30 s applies
+        health = client.cluster.health(index=concrete, wait_for_status="green", request_timeout=conn.timeout + 30,
+                                       ignore=[408])
+    except ex.TransportError as exc:  # e.g. no cluster-monitor privilege: the writes go ahead unguarded
+        log.info("could not wait for the replicas of %s (%s)", concrete, exc)
+        return
+    if health.get("status") != "green":
+        log.warning("the replicas of %s have not all started (%s, %s unassigned shards); until they do, a node "
+                    "lost takes the writes only it holds", concrete, health.get("status"),
+                    health.get("unassigned_shards"))
+
+
 def _timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
 
@@ -162,6 +181,8 @@ class OpenSearchIndex(SearchBackend):
             client.indices.create(index=concrete, body=body)
             if current is None:
                 client.indices.update_aliases(body={"actions": [{"add": {"index": concrete, "alias": name}}]})
+        if layout[1] != 0:
+            _wait_for_replicas(client, conn, concrete)
         log.info("created OpenSearch index %s (alias %s, BM25 analyzer %s)", concrete, name, analyzer)
         return cls(conn, name, concrete, meta.model_copy(update={"name": name}),
                    body["mappings"]["_meta"]["bm25_field"], client=client,
