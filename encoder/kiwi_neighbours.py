@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 DEGENERATE_SCORE = 0.85  # a word whose 20th neighbour is this close has no usable embedding
+DEGENERATE_RANK = 20
 AMBIGUOUS_FORM_TAGS = ("NNG", "VV", "VA", "NNP", "MAG", "XR")  # tried for a form with several morphemes (열, 개, 물)
 
 
@@ -33,7 +34,7 @@ def similar_morphemes(kiwi, word: str, top_n: int) -> list:
 
 def degenerate(similar: list) -> bool:
     """True for a rare word's embedding: its "neighbours" are an arbitrary cluster (침침하 -> 뤽상부르, 쓰담쓰담)."""
-    return len(similar) >= 20 and similar[19].score >= DEGENERATE_SCORE
+    return len(similar) >= DEGENERATE_RANK and similar[DEGENERATE_RANK - 1].score >= DEGENERATE_SCORE
 
 
 def is_word(token: str) -> bool:
@@ -56,7 +57,7 @@ class KiwiNeighbours:
         if not is_word(word):
             return ()
         out: list[tuple[str, float]] = []
-        for m in similar_morphemes(self.kiwi, word, max(self.top_n * 3, 20)):
+        for m in similar_morphemes(self.kiwi, word, max(self.top_n * 3, DEGENERATE_RANK)):
             if m.score < self.min_score:
                 break
             if m.form in self.vocabulary and m.form != word and all(m.form != w for w, _ in out):

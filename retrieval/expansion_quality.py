@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from encoder.kiwi_neighbours import degenerate
+from encoder.kiwi_neighbours import DEGENERATE_RANK, degenerate
 from encoder.kiwi_tags import CONTENT_TAGS, base_tag
 from retrieval.evaluation import read_jsonl
 
@@ -87,12 +87,13 @@ class RelatednessJudge:
     def neighbours(self, form: str, tag: str) -> frozenset[str]:
         """Kiwi's near morphemes of one word; empty when the word is unknown or its embedding degenerate."""
         try:
-            similar = self.kiwi.most_similar_morphemes((form, tag), top_n=NEIGHBOURS)
+            # the degenerate check reads the 20th neighbour, so fetch at least 20 and judge by the first NEIGHBOURS
+            similar = self.kiwi.most_similar_morphemes((form, tag), top_n=max(NEIGHBOURS, DEGENERATE_RANK))
         except (ValueError, RuntimeError, KeyError):
             return frozenset()
         if degenerate(similar):  # a rare word's arbitrary cluster
             return frozenset()
-        return frozenset(_norm(m.form) for m in similar if m.score >= NEIGHBOUR_MIN_SCORE)
+        return frozenset(_norm(m.form) for m in similar[:NEIGHBOURS] if m.score >= NEIGHBOUR_MIN_SCORE)
 
     def related_words(self, query: ProbeQuery) -> tuple[set[str], set[str]]:
         """(accepted words, their Kiwi neighbours) for one probe query."""

@@ -97,6 +97,14 @@ def test_relatedness_judge_accepts_expected_words_their_compounds_and_kiwi_neigh
     assert verdicts == [True, True, True, False, False]
 
 
+def test_relatedness_judge_gives_a_word_with_a_degenerate_embedding_no_neighbours():
+    judge = RelatednessJudge()
+    assert judge.neighbours("침침하", "VA") == frozenset()  # its "neighbours" are 불그스름, 쓰담쓰담, ... all ≥ 0.93
+    assert "인슐린" in judge.neighbours("혈당", "NNG")
+    query = ProbeQuery("p2", "medical", "눈이 침침해요", ("시력",))
+    assert judge.judge(query, ["쓰담쓰담", "시력저하"]) == [False, True]
+
+
 def test_query_expansions_never_include_the_querys_own_tokens(tiny_model_dir):
     from encoder import SparseEncoder
 
