@@ -62,3 +62,5 @@ def test_compose_file_is_complete():
     assert "streamlit" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     assert "OPENSEARCH_INITIAL_ADMIN_PASSWORD=" in example
+    for name in ("KSEARCH_PRECISION", "KSEARCH_APPROXIMATE_ABOVE", "KSEARCH_HYBRID_WEIGHT"):  # optional: passed through
+        assert f"# {name}=" in example and name in app_env and app_env[name] is None, name
