@@ -80,7 +80,7 @@ def _open_searcher(index: str | None, backend: str, model: str | None, encoding:
         _fail(str(exc))
     try:
         check_query_model(store, enc, query_model_id)
-        return Searcher(enc, store, encoding=encoding)
+        return Searcher(enc, store, encoding=encoding, hybrid_weight=get_settings().hybrid_weight)
     except RetrievalError as exc:
         store.close()
         _fail(str(exc))

@@ -1,6 +1,6 @@
 """Hybrid ranking shared by `ksearch search` and `ksearch eval`.
 
-    fused(p) = w * minmax_sparse(p) + (1 - w) * minmax_bm25(p),   w = HYBRID_SPARSE_WEIGHT = 0.5
+    fused(p) = w * minmax_sparse(p) + (1 - w) * minmax_bm25(p),   w = KSEARCH_HYBRID_WEIGHT (default 0.5)
 
 for passages p (the searcher then ranks a document by its best fused passage), over the union of each
 retriever's top results (`HYBRID_CANDIDATES` documents' worth), where

@@ -19,7 +19,7 @@ from retrieval.hits import Hit, TokenContribution
 from retrieval.errors import RetrievalError
 from retrieval.hybrid import HYBRID_CANDIDATES, fuse
 from retrieval.own_words import OwnWords, own_words
-from retrieval.query import prepare_query_tokens
+from retrieval.query import HYBRID_SPARSE_WEIGHT, prepare_query_tokens
 
 EXPANSION_TOKENS_SHOWN = 15
 PASSAGES_PER_DOCUMENT = 3  # hybrid fuses this many passages per wanted document, so k documents survive the collapse
@@ -88,10 +88,14 @@ class SearchResult:
 class Searcher:
     """Ranks an index's passages for query texts with one encoder (whose vocabulary the index must share)."""
 
-    def __init__(self, encoder, backend: SearchBackend, *, encoding: str = "client") -> None:
-        """`encoding`: "client" (this encoder encodes queries) or "server" (the backend's `query_model_id` does)."""
+    def __init__(self, encoder, backend: SearchBackend, *, encoding: str = "client",
+                 hybrid_weight: float = HYBRID_SPARSE_WEIGHT) -> None:
+        """`encoding`: "client" (this encoder encodes queries) or "server" (the backend's `query_model_id` does);
+        `hybrid_weight`: the sparse ranking's share of the hybrid fusion (retrieval.hybrid)."""
         if encoding not in ENCODINGS:
             raise ValueError(f"query encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+        if not 0.0 <= hybrid_weight <= 1.0:
+            raise ValueError(f"hybrid weight must be between 0 and 1, not {hybrid_weight!r}")
         backend.check_encoder(encoder.model_id, encoder.vocab_hash)
         if encoding == "server" and backend.query_model_id is None:
             raise RetrievalError(f"index {backend.meta.name!r} has no model in the backend to encode queries: ingest it "
@@ -99,6 +103,7 @@ class Searcher:
         self.encoder = encoder
         self.backend = backend
         self.encoding = encoding
+        self.hybrid_weight = hybrid_weight
 
     def query_tokens(self, text: str) -> dict[str, float]:
         """The prepared query vector (feature name -> weight) both backends rank with."""
@@ -126,7 +131,7 @@ class Searcher:
         depth = max(k, HYBRID_CANDIDATES) * (PASSAGES_PER_DOCUMENT if per_document else 1)
         sparse = self._sparse(text, query_tokens, depth, filters, False)
         bm25 = self.backend.search_bm25(text, depth, filters=filters, per_document=False)
-        fused = fuse(sparse, bm25, depth, key="id")
+        fused = fuse(sparse, bm25, depth, key="id", sparse_weight=self.hybrid_weight)
         if not per_document:
             return fused[:k]
         best: dict[str, Hit] = {}

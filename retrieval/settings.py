@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.backends.opensearch_state import running_node_url
+from retrieval.query import HYBRID_SPARSE_WEIGHT
 
 DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:9200"
 
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     approximate_above: int | None = None  # embedded: approximate (impact-ordered) candidates from this many passages
     precision: str | None = None  # fp32 | bf16 | int8; None -> ONNX fp32 (model.onnx), else the folder's measured CPU default
     encoder_backend: str | None = None  # auto | onnx | torch; None (auto) -> the folder's model.onnx when usable
+    hybrid_weight: float = Field(default=HYBRID_SPARSE_WEIGHT, ge=0.0, le=1.0)  # hybrid: w·sparse + (1−w)·BM25
 
     # KSEARCH_OPENSEARCH_URL (or .env) wins; unset, the node `ksearch opensearch start` recorded while it runs.
     # Several nodes of one cluster: comma-separated (http://h1:9200,http://h2:9200), requests then survive a node down

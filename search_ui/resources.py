@@ -73,7 +73,8 @@ def searcher_or_error(backend: str = "embedded", encoding: str = "client") -> Se
     by the index's model in OpenSearch), or `AppError`."""
     store = backend_or_error(backend)
     try:
-        return Searcher(encoder_or_error(store.meta.model_id), store, encoding=encoding)
+        return Searcher(encoder_or_error(store.meta.model_id), store, encoding=encoding,
+                        hybrid_weight=get_settings().hybrid_weight)
     except VocabularyMismatchError as exc:
         raise AppError(f"{exc} For the sample index, `make demo` rebuilds it.") from None
     except RetrievalError as exc:

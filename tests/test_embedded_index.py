@@ -182,6 +182,24 @@ def test_hybrid_shows_each_document_by_its_best_fused_passage():
     hits = Searcher(encoder, TwoRankings()).rank("q", "hybrid", 10, query_tokens={"q": 1.0})
     assert [(h.id, h.doc_id) for h in hits] == [("d1#1", "d1"), ("d2#0", "d2")]
     assert hits[0].score == pytest.approx(0.875)
+    # KSEARCH_HYBRID_WEIGHT 0.9 leans on sparse: d1#0 (0.9 * 1) beats d1#1 (0.9 * 0.75 + 0.1 * 1)
+    leaning = Searcher(encoder, TwoRankings(), hybrid_weight=0.9).rank("q", "hybrid", 10, query_tokens={"q": 1.0})
+    assert [(h.id, round(h.score, 6)) for h in leaning] == [("d1#0", 0.9), ("d2#0", 0.0)]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Searcher(encoder, TwoRankings(), hybrid_weight=1.5)
+
+
+def test_the_hybrid_weight_comes_from_the_settings(monkeypatch):
+    from pydantic import ValidationError
+
+    from retrieval.settings import Settings
+
+    assert Settings().hybrid_weight == 0.5
+    monkeypatch.setenv("KSEARCH_HYBRID_WEIGHT", "0.8")
+    assert Settings().hybrid_weight == 0.8
+    monkeypatch.setenv("KSEARCH_HYBRID_WEIGHT", "1.5")
+    with pytest.raises(ValidationError, match="hybrid_weight"):
+        Settings()
 
 
 def test_a_morpheme_read_from_disk_is_one_object_however_many_rows_have_it(tmp_path):
