@@ -56,20 +56,26 @@ MGET_CHUNK = 500
 SCAN_ATTEMPTS = 4  # scans of the content hashes that may meet failed shards (a node just lost) before giving up
 
 
-def _wait_for_replicas(client, conn: OpenSearchConnection, concrete: str) -> None:
-    """Wait (OpenSearch's default 30 s at most) until every copy of a new index has started; best effort.
-
-    A bulk is acknowledged once its primary has it, so a node lost while a replica was still recovering takes its
-    primaries with it (red until it returns): waiting here lets the first writes reach both copies."""
+def _wait_for_status(client, conn: OpenSearchConnection, index: str, status: str) -> dict[str, Any] | None:
+    """Cluster health of `index` once it is `status` or OpenSearch's default 30 s have passed; None when the
+    health API refuses (no cluster-monitor privilege, or a node still answering 503)."""
     from opensearchpy import exceptions as ex
 
     try:  # `timeout=` would be taken by opensearch-py as the HTTP timeout, so the server's default 30 s applies
-        health = client.cluster.health(index=concrete, wait_for_status="green", request_timeout=conn.timeout + 30,
-                                       ignore=[408])
-    except ex.TransportError as exc:  # e.g. no cluster-monitor privilege: the writes go ahead unguarded
-        log.info("could not wait for the replicas of %s (%s)", concrete, exc)
-        return
-    if health.get("status") != "green":
+        return client.cluster.health(index=index, wait_for_status=status, request_timeout=conn.timeout + 30,
+                                     ignore=[408])
+    except ex.TransportError as exc:
+        log.info("could not wait for %s to be %s (%s)", index, status, exc)
+        return None
+
+
+def _wait_for_replicas(client, conn: OpenSearchConnection, concrete: str) -> None:
+    """Wait (30 s at most) until every copy of a new index has started; best effort.
+
+    A bulk is acknowledged once its primary has it, so a node lost while a replica was still recovering takes its
+    primaries with it (red until it returns): waiting here lets the first writes reach both copies."""
+    health = _wait_for_status(client, conn, concrete, "green")
+    if health is not None and health.get("status") != "green":
         log.warning("the replicas of %s have not all started (%s, %s unassigned shards); until they do, a node "
                     "lost takes the writes only it holds", concrete, health.get("status"),
                     health.get("unassigned_shards"))
@@ -306,14 +312,9 @@ class OpenSearchIndex(SearchBackend):
                 scan(self.client, index=self.concrete, query={"_source": ["content_hash"]}, size=2000)}
 
     def _wait_for_primaries(self) -> None:
-        """Wait (OpenSearch's default 30 s at most) until every primary shard of the index is assigned; best effort."""
-        from opensearchpy import exceptions as ex
-
-        try:  # `timeout=` would be taken by opensearch-py as the HTTP timeout, so the server's default 30 s applies
-            self.client.cluster.health(index=self.concrete, wait_for_status="yellow",
-                                       request_timeout=self.conn.timeout + 30, ignore=[408])
-        except ex.TransportError:  # no cluster-monitor privilege, or a node still answering 503: plain back-off
-            time.sleep(10)
+        """Wait (30 s at most) until every primary shard of the index is assigned; best effort."""
+        if _wait_for_status(self.client, self.conn, self.concrete, "yellow") is None:
+            time.sleep(10)  # plain back-off
         time.sleep(1)  # yellow is reported a moment before searches stop routing to the lost copies
 
     def _mget(self, passage_ids: Sequence[str], **source: Any) -> dict[str, dict[str, Any]]:
