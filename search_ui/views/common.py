@@ -14,11 +14,17 @@ EXPLAINED_TOKENS = 10
 EXPANSION_CHIPS = 8
 
 
+def traces_origins(encoder) -> bool:
+    """Whether `analyse_query` names the query word behind each expansion: only for a model that reads Kiwi
+    morphemes (for any other, loading Kiwi is a cold start not worth it)."""
+    return getattr(encoder, "segmenter", None) is not None
+
+
 def analyse_query(encoder, text: str, query_tokens: dict[str, float]) -> list[QueryToken]:
     """The query's display tokens classified as literal or expansion (by the model's own segmentation of the query);
     for a model that reads Kiwi morphemes, each expansion also names the query word it is a Kiwi neighbour of."""
     tokens = classify_query_tokens(query_tokens, model_words(encoder, text), text)
-    if getattr(encoder, "segmenter", None) is None:  # Kiwi is not loaded for this model: its cold start is not worth it
+    if not traces_origins(encoder):
         return tokens
     return with_origins(tokens, cached_kiwi_neighbours(encoder.model_id, encoder))
 

@@ -13,7 +13,7 @@ from search_ui.html_render import legend_html
 from search_ui.query_analysis import kinds_by_token, origins_caption
 from search_ui.resources import AppError, backend_or_error, searcher_or_error
 from search_ui.sample_data import suggested_queries
-from search_ui.views.common import analyse_query, render_hit
+from search_ui.views.common import analyse_query, render_hit, traces_origins
 
 QUERY_KEY = "search_query"
 
@@ -92,7 +92,7 @@ def render() -> None:
         st.markdown(legend_html(), unsafe_allow_html=True)
         if tokens:
             st.altair_chart(query_tokens_chart(tokens), width="stretch")
-            if getattr(searcher.encoder, "segmenter", None) is not None:  # origins looked up (analyse_query)
+            if traces_origins(searcher.encoder):
                 st.caption(origins_caption(tokens))
         else:
             st.caption("The encoder gave this query no tokens.")
