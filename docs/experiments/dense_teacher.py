@@ -39,52 +39,41 @@ def _encode(use, texts: list[str], batch: int = 1000) -> np.ndarray:
     return np.concatenate([use.encode(texts[i:i + batch]) for i in range(0, len(texts), batch)])
 
 
-def _read_run(path: Path) -> dict[str, dict[str, float]]:
-    run: dict[str, dict[str, float]] = {}
-    for line in path.open(encoding="utf-8"):
-        qid, _, doc, _, score, _ = line.split()
-        run.setdefault(qid, {})[doc] = float(score)
-    return run
-
-
-def _minmax(scores: dict[str, float]) -> dict[str, float]:
-    lo, hi = min(scores.values()), max(scores.values())
-    return {k: (v - lo) / ((hi - lo) or 1.0) for k, v in scores.items()}
-
-
 def retrieve(runs: Path | None) -> None:
     """USE over whole documents (title + text), and its min-max mix with the sparse run, dev nDCG@10."""
-    from ranx import Qrels, Run, evaluate
+    from ranx import Run
+
+    from retrieval.evaluation import Collection, read_qrels, read_queries, read_split, score_runs
+    from retrieval.hybrid import min_max
 
     use = _use()
     for name in COLLECTIONS:
-        folder = ROOT / name
-        docs = [json.loads(line) for line in (folder / "corpus.jsonl").open(encoding="utf-8")]
-        queries = {q["id"]: q for q in map(json.loads, (folder / "queries.jsonl").open(encoding="utf-8"))}
-        dev = json.loads((folder / "splits.json").read_text(encoding="utf-8"))["dev"]
-        qrels: dict[str, dict[str, int]] = {}
-        for line in (folder / "qrels.tsv").open(encoding="utf-8"):
-            qid, _, doc, grade = line.split()
-            if qid in dev and int(grade) > 0:
-                qrels.setdefault(qid, {})[doc] = int(grade)
-        scores = _encode(use, [queries[q]["text"] for q in dev]) @ _encode(use, [f"{d.get('title', '')} {d['text']}" for d in docs]).T
-        dense = {q: {docs[j]["id"]: float(scores[i, j]) for j in np.argsort(-scores[i])[:100]} for i, q in enumerate(dev)}
-        colloquial = [q for q in qrels if queries[q].get("style") == "colloquial"]
+        collection = Collection(ROOT / name)
+        docs = [json.loads(line) for line in collection.corpus.open(encoding="utf-8")]
+        dev = read_split(collection.splits, "dev")
+        queries = [q for q in read_queries(collection.queries) if q.id in dev]
+        qrels = {q: docs_ for q, docs_ in read_qrels(collection.qrels).items() if q in dev}
+        colloquial = {q.id for q in queries if q.style == "colloquial"}
+        scores = _encode(use, [q.text for q in queries]) @ _encode(use, [f"{d.get('title', '')} {d['text']}" for d in docs]).T
+        dense = {q.id: {docs[j]["id"]: float(scores[i, j]) for j in np.argsort(-scores[i])[:100]} for i, q in enumerate(queries)}
 
-        def ndcg(run: dict[str, dict[str, float]], ids: list[str]) -> float:
-            return evaluate(Qrels({q: qrels[q] for q in ids}), Run({q: run.get(q) or {"-": 0.0} for q in ids}), "ndcg@10")
+        def ndcg(run: dict[str, dict[str, float]]) -> str:
+            every = score_runs(qrels, run)["ndcg@10"]
+            spoken = score_runs({q: r for q, r in qrels.items() if q in colloquial}, run)["ndcg@10"]
+            return f"{every:.3f} (colloquial {spoken:.3f})"
 
-        print(f"{name}: USE {ndcg(dense, list(qrels)):.3f} (colloquial {ndcg(dense, colloquial):.3f})")
+        print(f"{name}: USE {ndcg(dense)}")
         if runs is None:
             continue
-        sparse = _read_run(runs / Path(name).name / "sparse.run")
-        print(f"  sparse {ndcg(sparse, list(qrels)):.3f} (colloquial {ndcg(sparse, colloquial):.3f})")
+        sparse = Run.from_file(str(runs / Path(name).name / "sparse.run"), kind="trec").to_dict()
+        print(f"  sparse {ndcg(sparse)}")
         for weight in (0.5, 0.7):
             fused = {}
-            for q in dev:
-                a, b = _minmax(sparse.get(q) or {"-": 0.0}), _minmax(dense[q])
+            for q, ranking in dense.items():
+                a = dict(zip(sparse.get(q, {}), min_max(list(sparse.get(q, {}).values()))))
+                b = dict(zip(ranking, min_max(list(ranking.values()))))
                 fused[q] = {d: weight * a.get(d, 0.0) + (1 - weight) * b.get(d, 0.0) for d in set(a) | set(b)}
-            print(f"  sparse x {weight} + USE x {1 - weight:.1f}: {ndcg(fused, list(qrels)):.3f} (colloquial {ndcg(fused, colloquial):.3f})")
+            print(f"  sparse x {weight} + USE x {1 - weight:.1f}: {ndcg(fused)}")
 
 
 def distill(out: Path, work: Path, loss: str, share: float, regularizer_scale: float, minutes: float,
