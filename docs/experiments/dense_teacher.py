@@ -10,10 +10,18 @@ Google's Universal Sentence Encoder multilingual v3 as packaged on PyPI (Apache-
     .venv/bin/python docs/experiments/dense_teacher.py retrieve --runs runs
     .venv/bin/python docs/experiments/dense_teacher.py distill --out kd-model [--loss kl] [--regularizer-scale 0.25]
     .venv/bin/ksearch eval --split dev --collection eval_data/ood-legal --model kd-model   # and the other two
+    # `ksearch adapt` with USE as a third teacher (README, "Fit the model to your corpus")
+    .venv/bin/python docs/experiments/dense_teacher.py adapt eval_data/ood-legal/corpus.jsonl --out legal-use \
+        --use-share 0.6 --bm25-share 0.2 --epochs 3
+    .venv/bin/ksearch eval --split dev --collection eval_data/ood-legal --model legal-use
 
 `distill` fine-tunes the shipped model on the written training triples (training_data/*pairs_*.jsonl; no sample or
 evaluation text) toward a teacher that mixes the shipped model's and USE's scores, with `ksearch adapt`'s training
 code (encoder/training/adapt.py). About 30 minutes on 2 CPU cores.
+
+`adapt` runs `ksearch adapt` unchanged except for its teacher: each pseudo-query's candidates are scored by the
+parent, BM25 and USE (cosine), each list min-max normalised per query, mixed with the given shares and mapped
+into the parent's score range, as `encoder/training/teacher_scores.py` does for two teachers.
 """
 
 from __future__ import annotations
@@ -120,6 +128,44 @@ def distill(out: Path, work: Path, loss: str, share: float, regularizer_scale: f
     print(f"{fit.steps} steps (losses every 5: {[round(x, 3) for x in fit.losses]}); wrote {out}")
 
 
+def adapt(corpus: Path, name: str, use_share: float, bm25_share: float, epochs: float, minutes: float) -> None:
+    """`ksearch adapt CORPUS --out NAME` with USE as a third teacher beside the parent and BM25."""
+    import encoder.training.teacher_scores as teacher_scores
+    from ksearch.cli import app
+
+    if use_share < 0 or bm25_share < 0 or use_share + bm25_share > 1:
+        raise SystemExit("--use-share and --bm25-share must be >= 0 and sum to at most 1")
+    two_teachers, plain_rows = teacher_scores.ensemble_scores, teacher_scores.scored_rows
+    lists: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def keep_lists(parent, bm25, share):  # the parent's and BM25's scores of one row, in scored_rows' order
+        lists.append((np.asarray(parent, dtype=np.float64), np.asarray(bm25, dtype=np.float64)))
+        return two_teachers(parent, bm25, share)
+
+    def rows_with_use(*args, **kwargs):
+        teacher_scores.ensemble_scores = keep_lists
+        try:
+            rows = plain_rows(*args, **kwargs)
+        finally:
+            teacher_scores.ensemble_scores = two_teachers
+        texts = list(dict.fromkeys([r.query for r in rows] + [p for r in rows for p in r.passages]))
+        vectors = _encode(_use(), texts, batch=500)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        at = {t: n for n, t in enumerate(texts)}
+        above = 0
+        for row, (parent, bm25) in zip(rows, lists, strict=True):
+            dense = vectors[[at[p] for p in row.passages]] @ vectors[at[row.query]]
+            above += bool(dense[1:].max() > dense[0])
+            mix = ((1 - use_share - bm25_share) * teacher_scores.minmax(parent) + bm25_share * teacher_scores.minmax(bm25)
+                   + use_share * teacher_scores.minmax(dense))
+            row.scores = [round(float(s), 4) for s in parent.min() + (parent.max() - parent.min()) * mix]
+        print(f"USE: {len(texts)} texts; it ranks a negative above the positive in {above} of {len(rows)} rows")
+        return rows
+
+    teacher_scores.scored_rows = rows_with_use  # ksearch.adaptation imports it when it prepares the rows
+    app(["adapt", str(corpus), "--out", name, "--epochs", str(epochs), "--minutes", str(minutes)], standalone_mode=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,9 +179,18 @@ def main() -> None:
     d.add_argument("--regularizer-scale", type=float, default=1.0, help="times the shipped recipe's FLOPS and anchor weights")
     d.add_argument("--minutes", type=float, default=35.0)
     d.add_argument("--limit", type=int, help="only the first N triples (a quick check that it runs)")
+    a = sub.add_parser("adapt", help="`ksearch adapt` with USE as a third teacher")
+    a.add_argument("corpus", type=Path)
+    a.add_argument("--out", required=True, help="model name under $KSEARCH_HOME/models")
+    a.add_argument("--use-share", type=float, default=1 / 3)
+    a.add_argument("--bm25-share", type=float, default=1 / 3)
+    a.add_argument("--epochs", type=float, default=1.0)
+    a.add_argument("--minutes", type=float, default=30.0)
     args = parser.parse_args()
     if args.command == "retrieve":
         retrieve(args.runs)
+    elif args.command == "adapt":
+        adapt(args.corpus, args.out, args.use_share, args.bm25_share, args.epochs, args.minutes)
     else:
         distill(args.out, args.work, args.loss, args.share, args.regularizer_scale, args.minutes, args.limit)
 
