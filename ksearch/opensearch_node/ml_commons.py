@@ -89,6 +89,9 @@ ML_SETTINGS: dict[str, str] = {
     # the memory breaker compares the whole machine's memory use, which a developer's machine often runs high;
     # the disk breaker wants 5 GB free by default
     "plugins.ml_commons.native_memory_threshold": "100",
+    # the JVM-heap breaker (default 85%) samples a small heap that climbs past 85% between collections, so it
+    # refused a `_predict` now and then (HTTP 429 "Memory Circuit Breaker is open"); OpenSearch's own breakers stay
+    "plugins.ml_commons.jvm_heap_memory_threshold": "100",
     "plugins.ml_commons.disk_free_space_threshold": "1gb",
 }
 
