@@ -17,7 +17,9 @@ from ksearch.opensearch_node import LocalOpenSearch, NodeStartError, OpenSearchN
 from ksearch.opensearch_node.ml_commons import (DJL_VERSION, LIBTORCH_VERSION, ML_ARTIFACTS, ML_SETTINGS, PLATFORM,
                                                 PYTORCH_DIR, PYTORCH_JNI, PYTORCH_NATIVE, install_pytorch_runtime,
                                                 ml_environment, supported_here)
-from retrieval.backends.ml_commons_client import MLCommonsError, model_zip_facts, register_model_zip
+import retrieval.backends.ml_commons_client as ml_commons_client
+from retrieval.backends.ml_commons_client import (THROTTLED_PAUSES, MLCommonsError, model_state, model_zip_facts,
+                                                  register_model_zip)
 from retrieval.backends.opensearch_state import NODE_MAIN_CLASS
 
 
@@ -112,3 +114,46 @@ def test_register_checks_the_zip_before_any_request(tmp_path):
     with pytest.raises(ValueError, match="chunk_bytes"):
         register_model_zip(None, zip_path, name="never", chunk_bytes=20_000_000)
     assert model_zip_facts(zip_path) == (1000, hashlib.sha256(b"x" * 1000).hexdigest())
+
+
+class _Throttled:
+    """A client whose transport refuses `refusals` times (HTTP 429 by default: ml-commons' memory breaker), then
+    answers `answer`."""
+
+    def __init__(self, refusals: int, answer: dict, status: int = 429) -> None:
+        self.transport, self.refusals, self.answer, self.status, self.calls = self, refusals, answer, status, []
+
+    def perform_request(self, method, path, body=None):
+        from opensearchpy import exceptions as ex
+
+        self.calls.append((method, path))
+        if len(self.calls) <= self.refusals:
+            raise ex.TransportError(self.status, "circuit_breaking_exception",
+                                    {"error": {"reason": "Memory Circuit Breaker is open, please check your resources!"}})
+        return self.answer
+
+
+def test_a_throttled_request_is_retried_after_growing_pauses(monkeypatch):
+    pauses = []
+    monkeypatch.setattr(ml_commons_client.time, "sleep", pauses.append)
+    client = _Throttled(refusals=2, answer={"model_state": "DEPLOYED"})
+    assert model_state(client, "m1") == "DEPLOYED"
+    assert client.calls == [("GET", "/_plugins/_ml/models/m1")] * 3
+    assert pauses == list(THROTTLED_PAUSES[:2]) and pauses[0] < pauses[1]
+
+
+def test_a_request_throttled_past_every_retry_says_so(monkeypatch):
+    pauses = []
+    monkeypatch.setattr(ml_commons_client.time, "sleep", pauses.append)
+    client = _Throttled(refusals=100, answer={})
+    with pytest.raises(MLCommonsError, match=r"reading model m1 \(HTTP 429, 5 tries over 7.5 s\): Memory Circuit Breaker"):
+        model_state(client, "m1")
+    assert len(client.calls) == len(THROTTLED_PAUSES) + 1 and pauses == list(THROTTLED_PAUSES)
+
+
+def test_other_refusals_are_not_retried(monkeypatch):
+    monkeypatch.setattr(ml_commons_client.time, "sleep", lambda s: pytest.fail("a 400 was retried"))
+    client = _Throttled(refusals=1, answer={"model_state": "DEPLOYED"}, status=400)
+    with pytest.raises(MLCommonsError, match=r"\(HTTP 400\): Memory"):
+        model_state(client, "m1")
+    assert len(client.calls) == 1

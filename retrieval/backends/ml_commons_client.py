@@ -3,7 +3,8 @@
 The zip is uploaded in chunks (``_register_meta`` + ``upload_chunk``), so it works with any node that allows
 ``plugins.ml_commons.allow_registering_model_via_local_file`` (the local node from `ksearch opensearch start --ml`
 does), not only one that can read the client's files. Every call takes an ``opensearchpy.OpenSearch`` client
-(`OpenSearchConnection.client()`); ml-commons' refusals and failed tasks become `MLCommonsError`s that say why.
+(`OpenSearchConnection.client()`); a request answered with HTTP 429 (a memory breaker, a busy node) is retried
+after a pause, and ml-commons' refusals and failed tasks become `MLCommonsError`s that say why.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from retrieval.errors import RetrievalError
 from retrieval.backends.ml_commons_bodies import UPLOAD_CHUNK_BYTES as CHUNK_BYTES
 
 ML_API = "/_plugins/_ml"
+THROTTLED_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a request ml-commons answered with HTTP 429
 
 
 class MLCommonsError(RetrievalError):
@@ -32,16 +34,24 @@ def model_zip_facts(zip_path: Path) -> tuple[int, str]:
 
 
 def _call(client, method: str, path: str, what: str, body: Any = None) -> dict:
+    """One ml-commons request; HTTP 429 (its memory circuit breakers, a busy node) is retried with a growing pause,
+    as opensearch-py's own retries cover only connection errors and 502-504."""
     from opensearchpy import exceptions as ex
 
-    try:
-        return client.transport.perform_request(method, path, body=body) or {}
-    except ex.TransportError as exc:
-        info = getattr(exc, "info", None)
-        reason = info.get("error", info) if isinstance(info, dict) else getattr(exc, "error", exc)
-        if isinstance(reason, dict):
-            reason = reason.get("reason") or (reason.get("root_cause") or [{}])[0].get("reason") or reason
-        raise MLCommonsError(f"ml-commons refused {what} (HTTP {exc.status_code}): {str(reason)[:800]}") from None
+    for pause in (*THROTTLED_PAUSES, None):
+        try:
+            return client.transport.perform_request(method, path, body=body) or {}
+        except ex.TransportError as exc:
+            if exc.status_code == 429 and pause is not None:
+                time.sleep(pause)
+                continue
+            info = getattr(exc, "info", None)
+            reason = info.get("error", info) if isinstance(info, dict) else getattr(exc, "error", exc)
+            if isinstance(reason, dict):
+                reason = reason.get("reason") or (reason.get("root_cause") or [{}])[0].get("reason") or reason
+            tries = f", {len(THROTTLED_PAUSES) + 1} tries over {sum(THROTTLED_PAUSES):g} s" if exc.status_code == 429 else ""
+            raise MLCommonsError(f"ml-commons refused {what} (HTTP {exc.status_code}{tries}): {str(reason)[:800]}") from None
+    raise AssertionError("unreachable: the last pause is None")
 
 
 def register_model_zip(client, zip_path: Path, *, name: str, version: str = "1.0.0",
