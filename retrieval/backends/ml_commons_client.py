@@ -38,11 +38,13 @@ def _call(client, method: str, path: str, what: str, body: Any = None) -> dict:
     as opensearch-py's own retries cover only connection errors and 502-504."""
     from opensearchpy import exceptions as ex
 
-    for pause in (*THROTTLED_PAUSES, None):
+    pauses = iter(THROTTLED_PAUSES)
+    while True:
         try:
             return client.transport.perform_request(method, path, body=body) or {}
         except ex.TransportError as exc:
-            if exc.status_code == 429 and pause is not None:
+            pause = next(pauses, None) if exc.status_code == 429 else None
+            if pause is not None:
                 time.sleep(pause)
                 continue
             info = getattr(exc, "info", None)
@@ -51,7 +53,6 @@ def _call(client, method: str, path: str, what: str, body: Any = None) -> dict:
                 reason = reason.get("reason") or (reason.get("root_cause") or [{}])[0].get("reason") or reason
             tries = f", {len(THROTTLED_PAUSES) + 1} tries over {sum(THROTTLED_PAUSES):g} s" if exc.status_code == 429 else ""
             raise MLCommonsError(f"ml-commons refused {what} (HTTP {exc.status_code}{tries}): {str(reason)[:800]}") from None
-    raise AssertionError("unreachable: the last pause is None")
 
 
 def register_model_zip(client, zip_path: Path, *, name: str, version: str = "1.0.0",
