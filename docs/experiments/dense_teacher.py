@@ -192,14 +192,14 @@ def distill(out: Path, work: Path, loss: str, share: float, regularizer_scale: f
     print(f"{fit.steps} steps (losses every 5: {[round(x, 3) for x in fit.losses]}); wrote {out}")
 
 
-def adapt(corpus: Path, name: str, use_share: float, bm25_share: float, epochs: float, minutes: float,
+def adapt(corpus: Path, name: str, dense_share: float, bm25_share: float, epochs: float, minutes: float,
           teacher: str = "use") -> None:
     """`ksearch adapt CORPUS --out NAME` with a dense model (USE or e5) as a third teacher beside the parent and BM25."""
     import encoder.training.teacher_scores as teacher_scores
     from ksearch.cli import app
 
-    if use_share < 0 or bm25_share < 0 or use_share + bm25_share > 1:
-        raise SystemExit("--use-share and --bm25-share must be >= 0 and sum to at most 1")
+    if dense_share < 0 or bm25_share < 0 or dense_share + bm25_share > 1:
+        raise SystemExit("--dense-share and --bm25-share must be >= 0 and sum to at most 1")
     two_teachers, plain_rows = teacher_scores.ensemble_scores, teacher_scores.scored_rows
     lists: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -207,7 +207,7 @@ def adapt(corpus: Path, name: str, use_share: float, bm25_share: float, epochs: 
         lists.append((np.asarray(parent, dtype=np.float64), np.asarray(bm25, dtype=np.float64)))
         return two_teachers(parent, bm25, share)
 
-    def rows_with_use(*args, **kwargs):
+    def rows_with_dense(*args, **kwargs):
         teacher_scores.ensemble_scores = keep_lists
         try:
             rows = plain_rows(*args, **kwargs)
@@ -222,13 +222,13 @@ def adapt(corpus: Path, name: str, use_share: float, bm25_share: float, epochs: 
         for n, (row, (parent, bm25)) in enumerate(zip(rows, lists, strict=True)):
             dense = vectors[[at[p] for p in row.passages]] @ queries[n]
             above += bool(dense[1:].max() > dense[0])
-            mix = ((1 - use_share - bm25_share) * teacher_scores.minmax(parent) + bm25_share * teacher_scores.minmax(bm25)
-                   + use_share * teacher_scores.minmax(dense))
+            mix = ((1 - dense_share - bm25_share) * teacher_scores.minmax(parent) + bm25_share * teacher_scores.minmax(bm25)
+                   + dense_share * teacher_scores.minmax(dense))
             row.scores = [round(float(s), 4) for s in parent.min() + (parent.max() - parent.min()) * mix]
         print(f"{teacher}: {len(passages)} passages; it ranks a negative above the positive in {above} of {len(rows)} rows")
         return rows
 
-    teacher_scores.scored_rows = rows_with_use  # ksearch.adaptation imports it when it prepares the rows
+    teacher_scores.scored_rows = rows_with_dense  # ksearch.adaptation imports it when it prepares the rows
     app(["adapt", str(corpus), "--out", name, "--epochs", str(epochs), "--minutes", str(minutes)], standalone_mode=False)
 
 
@@ -253,7 +253,7 @@ def main() -> None:
     a = sub.add_parser("adapt", help="`ksearch adapt` with a dense model as a third teacher")
     a.add_argument("corpus", type=Path)
     a.add_argument("--out", required=True, help="model name under $KSEARCH_HOME/models")
-    a.add_argument("--dense-share", "--use-share", dest="use_share", type=float, default=1 / 3)
+    a.add_argument("--dense-share", "--use-share", dest="dense_share", type=float, default=1 / 3)
     a.add_argument("--bm25-share", type=float, default=1 / 3)
     a.add_argument("--epochs", type=float, default=1.0)
     a.add_argument("--minutes", type=float, default=30.0)
@@ -262,7 +262,7 @@ def main() -> None:
     if args.command == "retrieve":
         retrieve(args.runs, args.teacher)
     elif args.command == "adapt":
-        adapt(args.corpus, args.out, args.use_share, args.bm25_share, args.epochs, args.minutes, args.teacher)
+        adapt(args.corpus, args.out, args.dense_share, args.bm25_share, args.epochs, args.minutes, args.teacher)
     else:
         distill(args.out, args.work, args.loss, args.share, args.regularizer_scale, args.minutes, args.limit,
                 args.teacher, args.scale, args.mined)
