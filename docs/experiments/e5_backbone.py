@@ -3,7 +3,7 @@ expander, and as a backbone"); dev only, not part of ksearch.
 
 e5-small's first --layers layers (a folder from e5_to_hf.py) under a head over v3's 24,000-word vocabulary. Each head
 row starts as the mean of e5's input embeddings of the word's pieces, so the untrained model matches a text's own
-words; the bias starts at -5 (about 150 non-zeros per passage). `train` runs one epoch over the written triples
+words; the bias starts at -5 (measured before training: -4 leaves ~660 non-zeros per passage, -6 ~36). `train` runs one epoch over the written triples
 (training_data/*pairs_*.jsonl: in-batch and written negatives, FLOPS 0.01 / 0.005 ramped over half the run).
 `eval` runs `ksearch eval --split dev` on the three collections and `ksearch eval-expansions --probe`, with
 `SparseEncoder._encode` patched in this process to use the model (raw text, up to 128 e5 tokens; the feature names
